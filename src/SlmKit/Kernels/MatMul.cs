@@ -1,0 +1,150 @@
+using System.Numerics.Tensors;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
+using SlmKit.Tensors;
+
+namespace SlmKit.Kernels;
+
+/// <summary>
+/// y = x · Wᵀ for a weight matrix W [rows, cols] stored as F32, F16 or BF16 and activations x [tokens, cols] in F32.
+/// Each weight row is widened to F32 once and then used for every token, so a prefill of many tokens reads the
+/// weights once (matrix-matrix work) rather than once per token.
+/// </summary>
+public static unsafe class MatMul
+{
+    /// <summary>Rows handed to a thread at a time: enough work to amortise the claim, small enough to balance.</summary>
+    private const int RowsPerChunk = 16;
+
+    [ThreadStatic] private static MatMulWork? t_work;
+    [ThreadStatic] private static float[]? t_rowBuffer;
+
+    /// <summary>
+    /// Computes <paramref name="output"/>[t, r] = Σₖ <paramref name="input"/>[t, k] · W[r, k] for t &lt; <paramref name="tokens"/>.
+    /// </summary>
+    public static void Multiply(WorkerPool pool, ReadOnlySpan<float> input, int tokens, WeightTensor weight, Span<float> output)
+    {
+        int rows = checked((int)weight.RowCount);
+        int cols = checked((int)weight.RowLength);
+        if (input.Length < tokens * cols)
+            throw new ArgumentException($"input holds {input.Length} floats, {tokens}×{cols} needed", nameof(input));
+        if (output.Length < tokens * rows)
+            throw new ArgumentException($"output holds {output.Length} floats, {tokens}×{rows} needed", nameof(output));
+        if (!GgmlTypeInfo.IsSupportedForCompute(weight.Type))
+            throw new SlmKitException($"tensor '{weight.Name}' is {weight.Type}; this build computes with F32, F16 and BF16 weights only");
+
+        fixed (float* x = input)
+        fixed (float* y = output)
+        {
+            var work = t_work ??= new MatMulWork();
+            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y);
+            pool.For((rows + RowsPerChunk - 1) / RowsPerChunk, work);
+            work.Clear();
+        }
+    }
+
+    /// <summary>Widens weight row <paramref name="row"/> to F32 in <paramref name="destination"/> (length = columns).</summary>
+    public static void WidenRow(byte* weights, GgmlType type, int cols, int row, Span<float> destination)
+    {
+        switch (type)
+        {
+            case GgmlType.F32:
+                new ReadOnlySpan<float>((float*)weights + (long)row * cols, cols).CopyTo(destination);
+                break;
+            case GgmlType.F16:
+                TensorPrimitives.ConvertToSingle(new ReadOnlySpan<Half>((Half*)weights + (long)row * cols, cols), destination);
+                break;
+            case GgmlType.BF16:
+                Bf16.ToSingle(new ReadOnlySpan<ushort>((ushort*)weights + (long)row * cols, cols), destination);
+                break;
+            default:
+                throw new SlmKitException($"{type} weights cannot be widened to F32 here");
+        }
+    }
+
+    private sealed class MatMulWork : IParallelWork
+    {
+        private float* _x;
+        private int _tokens;
+        private byte* _w;
+        private GgmlType _type;
+        private int _rows;
+        private int _cols;
+        private float* _y;
+
+        public void Set(float* x, int tokens, byte* w, GgmlType type, int rows, int cols, float* y)
+        {
+            _x = x;
+            _tokens = tokens;
+            _w = w;
+            _type = type;
+            _rows = rows;
+            _cols = cols;
+            _y = y;
+        }
+
+        public void Clear()
+        {
+            _x = null;
+            _y = null;
+            _w = null;
+        }
+
+        public void Execute(int index)
+        {
+            int first = index * RowsPerChunk;
+            int last = Math.Min(first + RowsPerChunk, _rows);
+            int cols = _cols;
+            Span<float> row = _type == GgmlType.F32
+                ? default
+                : (t_rowBuffer is { } buffer && buffer.Length >= cols ? buffer : (t_rowBuffer = new float[cols])).AsSpan(0, cols);
+
+            for (int r = first; r < last; r++)
+            {
+                ReadOnlySpan<float> weights;
+                if (_type == GgmlType.F32)
+                {
+                    weights = new ReadOnlySpan<float>((float*)_w + (long)r * cols, cols);
+                }
+                else
+                {
+                    WidenRow(_w, _type, cols, r, row);
+                    weights = row;
+                }
+
+                for (int t = 0; t < _tokens; t++)
+                    _y[(long)t * _rows + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(_x + (long)t * cols, cols), weights);
+            }
+        }
+    }
+}
+
+/// <summary>bfloat16 ⇄ float32: a bfloat16 is the upper half of a float32's bits.</summary>
+public static class Bf16
+{
+    public static void ToSingle(ReadOnlySpan<ushort> source, Span<float> destination)
+    {
+        Span<uint> bits = MemoryMarshal.Cast<float, uint>(destination);
+        int i = 0;
+        if (Vector128.IsHardwareAccelerated)
+        {
+            for (; i + Vector128<ushort>.Count <= source.Length; i += Vector128<ushort>.Count)
+            {
+                var packed = Vector128.Create(source.Slice(i, Vector128<ushort>.Count));
+                var (lower, upper) = Vector128.Widen(packed);
+                (Vector128.ShiftLeft(lower, 16)).CopyTo(bits.Slice(i));
+                (Vector128.ShiftLeft(upper, 16)).CopyTo(bits.Slice(i + Vector128<uint>.Count));
+            }
+        }
+        for (; i < source.Length; i++)
+            bits[i] = (uint)source[i] << 16;
+    }
+
+    /// <summary>Rounds to nearest even, keeping NaN a NaN.</summary>
+    public static ushort FromSingle(float value)
+    {
+        uint bits = BitConverter.SingleToUInt32Bits(value);
+        if ((bits & 0x7FFF_FFFF) > 0x7F80_0000)
+            return (ushort)((bits >> 16) | 0x40);
+        return (ushort)((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16);
+    }
+}

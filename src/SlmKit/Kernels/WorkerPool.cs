@@ -1,0 +1,192 @@
+namespace SlmKit.Kernels;
+
+/// <summary>One piece of parallel work: <see cref="Execute"/> is called once for each index of a <see cref="WorkerPool.For"/>.</summary>
+public interface IParallelWork
+{
+    void Execute(int index);
+}
+
+/// <summary>
+/// A persistent pool of worker threads for kernels. A parallel region costs no allocation and no Task: the
+/// calling thread works too, idle workers spin briefly (a decode step runs hundreds of regions per token, so
+/// waking a sleeping thread each time would dominate) and then sleep on a semaphore.
+/// </summary>
+public sealed class WorkerPool : IDisposable
+{
+    private const int SpinIterationsBeforeSleep = 2000;
+
+    private static WorkerPool? s_shared;
+    private static readonly object s_sharedLock = new();
+
+    private readonly Thread[] _threads;
+    private readonly SemaphoreSlim[] _signals;
+    private readonly int[] _sleeping;
+    private readonly object _regionLock = new();
+    private IParallelWork? _work;
+    private int _count;
+    private int _next;
+    private int _remaining;
+    private long _generation;
+    private volatile bool _disposed;
+    private Exception? _failure;
+
+    /// <summary>Creates a pool that runs regions on <paramref name="threadCount"/> threads, the caller's included.</summary>
+    public WorkerPool(int threadCount)
+    {
+        if (threadCount < 1)
+            throw new SlmKitException($"thread count must be at least 1 (got {threadCount})");
+        ThreadCount = threadCount;
+        int workers = threadCount - 1;
+        _threads = new Thread[workers];
+        _signals = new SemaphoreSlim[workers];
+        _sleeping = new int[workers];
+        for (int i = 0; i < workers; i++)
+        {
+            _signals[i] = new SemaphoreSlim(0);
+            int id = i;
+            _threads[i] = new Thread(() => WorkerLoop(id)) { IsBackground = true, Name = $"slmkit-worker-{i}" };
+            _threads[i].Start();
+        }
+    }
+
+    /// <summary>Threads that run a region, the caller's included.</summary>
+    public int ThreadCount { get; }
+
+    /// <summary>The process-wide pool, sized to the machine's cores until <see cref="ConfigureShared"/> says otherwise.</summary>
+    public static WorkerPool Shared
+    {
+        get
+        {
+            if (s_shared is { } pool)
+                return pool;
+            lock (s_sharedLock)
+                return s_shared ??= new WorkerPool(Environment.ProcessorCount);
+        }
+    }
+
+    /// <summary>Replaces the shared pool with one of <paramref name="threadCount"/> threads.</summary>
+    public static void ConfigureShared(int threadCount)
+    {
+        lock (s_sharedLock)
+        {
+            if (s_shared?.ThreadCount == threadCount)
+                return;
+            s_shared?.Dispose();
+            s_shared = new WorkerPool(threadCount);
+        }
+    }
+
+    /// <summary>
+    /// Calls <c>work.Execute(i)</c> for every i in [0, count), spread over the pool's threads, and returns when all
+    /// are done. When another thread holds the pool, the region runs on the calling thread alone.
+    /// </summary>
+    public void For(int count, IParallelWork work)
+    {
+        if (count <= 0)
+            return;
+        if (count == 1 || _threads.Length == 0 || !Monitor.TryEnter(_regionLock))
+        {
+            for (int i = 0; i < count; i++)
+                work.Execute(i);
+            return;
+        }
+
+        try
+        {
+            _work = work;
+            _count = count;
+            _next = 0;
+            _failure = null;
+            Volatile.Write(ref _remaining, _threads.Length);
+            Interlocked.Increment(ref _generation);
+            for (int i = 0; i < _signals.Length; i++)
+            {
+                if (Interlocked.Exchange(ref _sleeping[i], 0) == 1)
+                    _signals[i].Release();
+            }
+
+            RunItems();
+            var spinner = new SpinWait();
+            while (Volatile.Read(ref _remaining) != 0)
+                spinner.SpinOnce(sleep1Threshold: -1);
+            _work = null;
+            if (_failure is { } failure)
+                throw new AggregateException("a parallel kernel failed", failure);
+        }
+        finally
+        {
+            Monitor.Exit(_regionLock);
+        }
+    }
+
+    private void RunItems()
+    {
+        var work = _work!;
+        int count = _count;
+        try
+        {
+            int i;
+            while ((i = Interlocked.Increment(ref _next) - 1) < count)
+                work.Execute(i);
+        }
+        catch (Exception e)
+        {
+            Interlocked.CompareExchange(ref _failure, e, null);
+            Volatile.Write(ref _next, count);
+        }
+    }
+
+    private void WorkerLoop(int id)
+    {
+        long seen = 0;
+        while (true)
+        {
+            int spins = 0;
+            long generation;
+            while ((generation = Volatile.Read(ref _generation)) == seen)
+            {
+                if (_disposed)
+                    return;
+                if (++spins < SpinIterationsBeforeSleep)
+                {
+                    Thread.SpinWait(20);
+                    continue;
+                }
+
+                Volatile.Write(ref _sleeping[id], 1);
+                if (Volatile.Read(ref _generation) != seen || _disposed)
+                {
+                    // Either we take our sleeping flag back, or the releaser already took it and released us.
+                    if (Interlocked.Exchange(ref _sleeping[id], 0) == 0)
+                        _signals[id].Wait();
+                    continue;
+                }
+                _signals[id].Wait();
+                spins = 0;
+            }
+
+            seen = generation;
+            if (_disposed)
+                return;
+            RunItems();
+            Interlocked.Decrement(ref _remaining);
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_disposed)
+            return;
+        _disposed = true;
+        Interlocked.Increment(ref _generation);
+        for (int i = 0; i < _signals.Length; i++)
+        {
+            if (Interlocked.Exchange(ref _sleeping[i], 0) == 1)
+                _signals[i].Release();
+        }
+        foreach (var thread in _threads)
+            thread.Join();
+        foreach (var signal in _signals)
+            signal.Dispose();
+    }
+}

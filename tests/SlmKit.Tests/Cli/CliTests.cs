@@ -1,0 +1,131 @@
+using System.Text.Json;
+using SlmKit.Cli;
+
+namespace SlmKit.Tests.Cli;
+
+/// <summary>The <c>slm</c> command line, run in-process: stdout for results, stderr for one-line errors, exit 2 for user errors.</summary>
+public sealed class CliTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("slmkit-cli-").FullName;
+
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        int code = Program.Run(args, stdout, stderr);
+        return (code, stdout.ToString(), stderr.ToString());
+    }
+
+    private static string Stories(string file) => SharedAssets.Require("assets/llama2c/stories260K/" + file);
+
+    [Fact]
+    public void Generate_streams_only_the_generated_text_to_stdout()
+    {
+        var (code, output, error) = Run("generate", "--model", Stories("stories260K.bin"), "--tokenizer", Stories("tok512.bin"),
+            "--prompt", "", "--max-tokens", "200", "--temperature", "0", "--threads", "1");
+        Assert.Equal(0, code);
+        string expected = File.ReadAllText(SharedAssets.Require("assets/expected/stories260K/runc_t0_n200_expected.txt"));
+        Assert.Equal(expected + "\n", output);
+        Assert.Contains("tok/s", error);
+    }
+
+    [Fact]
+    public void Info_json_names_the_architecture_size_and_tokenizer()
+    {
+        var (code, output, _) = Run("info", "--model", Stories("stories260K.gguf"), "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        var root = json.RootElement;
+        Assert.Equal("llama", root.GetProperty("architecture").GetString());
+        Assert.Equal(512, root.GetProperty("vocab_size").GetInt32());
+        Assert.Equal(5, root.GetProperty("layers").GetInt32());
+        Assert.Equal(2048, root.GetProperty("context_length").GetInt32());
+        Assert.True(root.GetProperty("parameters").GetInt64() > 250_000);
+        Assert.False(root.GetProperty("chat_template").GetBoolean());
+    }
+
+    [Fact]
+    public void Tokenize_json_prints_ids_and_pieces_with_the_models_bos_rule()
+    {
+        var (code, output, _) = Run("tokenize", "--model", Stories("stories260K.gguf"), "--text", "Once upon a time", "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal([1, 403, 407, 261, 378], json.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(5, json.RootElement.GetProperty("pieces").GetArrayLength());
+    }
+
+    [Fact]
+    public void Logits_writes_float32_rows_for_every_position()
+    {
+        string outPath = Path.Combine(_folder, "logits.bin");
+        var (code, _, _) = Run("logits", "--model", Stories("stories260K.gguf"), "--tokens", "1,403,407", "--out", outPath);
+        Assert.Equal(0, code);
+        byte[] bytes = File.ReadAllBytes(outPath);
+        Assert.Equal(3 * 512 * 4, bytes.Length);
+        Assert.Equal(17.02352f, BitConverter.ToSingle(bytes, 403 * 4), 1e-4);
+    }
+
+    [Fact]
+    public void Logits_top_json_lists_the_best_tokens_per_position()
+    {
+        var (code, output, _) = Run("logits", "--model", Stories("stories260K.gguf"), "--tokens", "1", "--top", "3", "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        var top = json.RootElement[0].GetProperty("top");
+        Assert.Equal(403, top[0].GetProperty("id").GetInt32());
+        Assert.Equal(3, top.GetArrayLength());
+    }
+
+    [Fact]
+    public void A_missing_model_file_is_one_line_on_stderr_and_exit_code_2()
+    {
+        var (code, output, error) = Run("info", "--model", Path.Combine(_folder, "nope.gguf"));
+        Assert.Equal(2, code);
+        Assert.Empty(output);
+        Assert.Single(error.TrimEnd('\n').Split('\n'));
+        Assert.Contains("nope.gguf", error);
+    }
+
+    [Fact]
+    public void A_truncated_gguf_is_refused_with_the_file_named()
+    {
+        byte[] bytes = File.ReadAllBytes(Stories("stories260K.gguf"));
+        string path = Path.Combine(_folder, "truncated.gguf");
+        File.WriteAllBytes(path, bytes[..(bytes.Length / 2)]);
+        var (code, _, error) = Run("generate", "--model", path, "--max-tokens", "5");
+        Assert.Equal(2, code);
+        Assert.StartsWith("slm: " + path, error);
+        Assert.DoesNotContain("   at ", error);
+    }
+
+    [Fact]
+    public void A_llama2c_checkpoint_without_a_tokenizer_asks_for_one()
+    {
+        var (code, _, error) = Run("generate", "--model", Stories("stories260K.bin"));
+        Assert.Equal(2, code);
+        Assert.Contains("--tokenizer", error);
+    }
+
+    [Theory]
+    [InlineData("generate", "--model", "x", "--max-tokens", "many")]
+    [InlineData("generate", "--model", "x", "--top-p", "2")]
+    [InlineData("logits", "--model", "x", "--tokens", "1,a")]
+    [InlineData("frobnicate")]
+    public void Bad_arguments_exit_with_2(params string[] args)
+    {
+        var (code, _, error) = Run(args);
+        Assert.Equal(2, code);
+        Assert.NotEmpty(error);
+    }
+
+    [Fact]
+    public void Help_explains_the_commands()
+    {
+        var (code, output, _) = Run("--help");
+        Assert.Equal(0, code);
+        foreach (string command in new[] { "generate", "info", "tokenize", "logits" })
+            Assert.Contains(command, output);
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}

@@ -1,0 +1,214 @@
+using SlmKit.Kernels;
+using SlmKit.Tensors;
+
+namespace SlmKit.Tests.Kernels;
+
+/// <summary>Every kernel against a plain double-precision definition written here.</summary>
+public sealed unsafe class KernelTests
+{
+    private static float[] RandomVector(Random random, int n, float scale = 1f)
+    {
+        var v = new float[n];
+        for (int i = 0; i < n; i++)
+            v[i] = (float)(random.NextDouble() * 2 - 1) * scale;
+        return v;
+    }
+
+    [Theory]
+    [InlineData(GgmlType.F32, 1, 1, 1)]
+    [InlineData(GgmlType.F32, 3, 17, 33)]
+    [InlineData(GgmlType.F32, 7, 70, 129)]
+    [InlineData(GgmlType.F16, 1, 40, 64)]
+    [InlineData(GgmlType.F16, 5, 33, 71)]
+    [InlineData(GgmlType.BF16, 1, 40, 64)]
+    [InlineData(GgmlType.BF16, 4, 19, 100)]
+    public void Matrix_multiply_matches_the_double_precision_definition(GgmlType type, int tokens, int rows, int cols)
+    {
+        var random = new Random(rows * 31 + cols);
+        float[] w = RandomVector(random, rows * cols);
+        float[] x = RandomVector(random, tokens * cols);
+        byte[] stored = type switch
+        {
+            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray(),
+            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, v => (Half)v).AsSpan()).ToArray(),
+            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, Bf16.FromSingle).AsSpan()).ToArray(),
+        };
+        // The reference uses the weights as stored (after rounding to F16/BF16).
+        float[] effective = new float[w.Length];
+        fixed (byte* p = stored)
+        {
+            for (int r = 0; r < rows; r++)
+                MatMul.WidenRow(p, type, cols, r, effective.AsSpan(r * cols, cols));
+            var tensor = new WeightTensor("w", type, [rows, cols], p, stored.Length);
+            var y = new float[tokens * rows];
+            using var pool = new WorkerPool(2);
+            MatMul.Multiply(pool, x, tokens, tensor, y);
+            for (int t = 0; t < tokens; t++)
+            {
+                for (int r = 0; r < rows; r++)
+                {
+                    double expected = 0;
+                    for (int k = 0; k < cols; k++)
+                        expected += (double)x[t * cols + k] * effective[r * cols + k];
+                    Assert.True(Math.Abs(expected - y[t * rows + r]) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"t={t} r={r}: {y[t * rows + r]} vs {expected}");
+                }
+            }
+        }
+    }
+
+    [Fact]
+    public void Bf16_widening_is_exact_and_rounding_is_to_nearest_even()
+    {
+        var random = new Random(5);
+        ushort[] raw = new ushort[37];
+        for (int i = 0; i < raw.Length; i++)
+            raw[i] = (ushort)random.Next(0, 0x7F80);
+        float[] wide = new float[raw.Length];
+        Bf16.ToSingle(raw, wide);
+        for (int i = 0; i < raw.Length; i++)
+        {
+            Assert.Equal((uint)raw[i] << 16, BitConverter.SingleToUInt32Bits(wide[i]));
+            Assert.Equal(raw[i], Bf16.FromSingle(wide[i]));
+        }
+        // 1 + 2^-8 is exactly halfway between two bfloat16 values: ties go to the even one (1.0).
+        Assert.Equal(0x3F80, Bf16.FromSingle(1f + 1f / 256));
+        Assert.Equal(0x3F82, Bf16.FromSingle(1f + 3f / 256));
+    }
+
+    [Fact]
+    public void Rms_norm_matches_the_definition()
+    {
+        var random = new Random(1);
+        float[] x = RandomVector(random, 67, 3), w = RandomVector(random, 67), y = new float[67];
+        Normalization.RmsNorm(x, w, 1e-5f, y);
+        double mean = 0;
+        foreach (float v in x)
+            mean += (double)v * v;
+        double scale = 1 / Math.Sqrt(mean / x.Length + 1e-5);
+        for (int i = 0; i < x.Length; i++)
+            Assert.Equal(x[i] * scale * w[i], y[i], 1e-5);
+    }
+
+    [Fact]
+    public void Layer_norm_matches_the_definition()
+    {
+        var random = new Random(2);
+        float[] x = RandomVector(random, 50, 2), w = RandomVector(random, 50), b = RandomVector(random, 50), y = new float[50];
+        Normalization.LayerNorm(x, w, b, 1e-5f, y);
+        double mean = x.Average(v => (double)v);
+        double variance = x.Average(v => (v - mean) * (v - mean));
+        for (int i = 0; i < x.Length; i++)
+            Assert.Equal((x[i] - mean) / Math.Sqrt(variance + 1e-5) * w[i] + b[i], y[i], 1e-5);
+    }
+
+    [Fact]
+    public void Softmax_sums_to_one_and_survives_large_logits()
+    {
+        float[] v = [1000f, 999f, -1000f, 998f];
+        Activations.Softmax(v);
+        Assert.Equal(1.0, v.Sum(), 1e-6);
+        double z = 1 + Math.Exp(-1) + Math.Exp(-2);
+        Assert.Equal(1 / z, v[0], 1e-6);
+        Assert.Equal(0, v[2], 1e-6);
+    }
+
+    [Fact]
+    public void SwiGlu_is_silu_of_gate_times_up()
+    {
+        float[] gate = [-3f, -0.5f, 0f, 0.7f, 4f], up = [1f, 2f, 3f, -1f, 0.5f];
+        float[] expected = gate.Select((g, i) => (float)(g / (1 + Math.Exp(-g)) * up[i])).ToArray();
+        Activations.SwiGlu(gate, up);
+        for (int i = 0; i < gate.Length; i++)
+            Assert.Equal(expected[i], gate[i], 1e-6);
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.Normal)]
+    [InlineData(RopeLayout.NeoX)]
+    public void Rope_rotates_the_pairs_its_layout_names_by_position_times_frequency(RopeLayout layout)
+    {
+        const int headDim = 8, heads = 2, position = 5;
+        const float theta = 10000f;
+        var rope = new RotaryEmbedding(headDim, headDim, theta, layout);
+        var random = new Random(3);
+        float[] v = RandomVector(random, heads * headDim), original = (float[])v.Clone();
+        float[] cos = new float[headDim / 2], sin = new float[headDim / 2];
+        rope.ComputeAngles(position, cos, sin);
+        rope.Apply(v, heads, cos, sin);
+        for (int h = 0; h < heads; h++)
+        {
+            for (int i = 0; i < headDim / 2; i++)
+            {
+                double angle = position * Math.Pow(theta, -2.0 * i / headDim);
+                int a = layout == RopeLayout.Normal ? 2 * i : i;
+                int b = layout == RopeLayout.Normal ? 2 * i + 1 : i + headDim / 2;
+                double x0 = original[h * headDim + a], x1 = original[h * headDim + b];
+                Assert.Equal(x0 * Math.Cos(angle) - x1 * Math.Sin(angle), v[h * headDim + a], 1e-5);
+                Assert.Equal(x0 * Math.Sin(angle) + x1 * Math.Cos(angle), v[h * headDim + b], 1e-5);
+            }
+        }
+    }
+
+    [Fact]
+    public void Rope_with_linear_scaling_equals_rope_at_the_divided_position()
+    {
+        var scaled = new RotaryEmbedding(16, 16, 10000f, RopeLayout.Normal, RopeScaling.Linear(4));
+        var plain = new RotaryEmbedding(16, 16, 10000f, RopeLayout.Normal);
+        float[] c1 = new float[8], s1 = new float[8], c2 = new float[8], s2 = new float[8];
+        scaled.ComputeAngles(12, c1, s1);
+        plain.ComputeAngles(3, c2, s2);
+        Assert.Equal(c2, c1);
+        Assert.Equal(s2, s1);
+    }
+
+    [Fact]
+    public void Llama3_rope_scaling_keeps_high_frequencies_and_divides_low_ones()
+    {
+        // With an original context of 8 positions, wavelengths above 8 are "low frequency" and get divided by the factor.
+        var scaled = new RotaryEmbedding(64, 64, 500000f, RopeLayout.NeoX, RopeScaling.Llama3(8, 1, 4, 8));
+        var plain = new RotaryEmbedding(64, 64, 500000f, RopeLayout.NeoX);
+        float[] c1 = new float[32], s1 = new float[32], c2 = new float[32], s2 = new float[32];
+        scaled.ComputeAngles(1, c1, s1);
+        plain.ComputeAngles(1, c2, s2);
+        Assert.Equal(c2[0], c1[0]); // wavelength 2π < 8/4: unchanged
+        double lowFrequency = Math.Pow(500000, -2.0 * 31 / 64);
+        Assert.Equal(Math.Cos(lowFrequency / 8), c1[31], 1e-6);
+    }
+
+    private sealed class Recorder(int[] hits) : IParallelWork
+    {
+        public void Execute(int index) => Interlocked.Increment(ref hits[index]);
+    }
+
+    [Fact]
+    public void Worker_pool_runs_every_index_exactly_once_across_many_regions()
+    {
+        using var pool = new WorkerPool(3);
+        for (int region = 0; region < 500; region++)
+        {
+            int[] hits = new int[region % 37 + 1];
+            pool.For(hits.Length, new Recorder(hits));
+            Assert.All(hits, h => Assert.Equal(1, h));
+        }
+    }
+
+    private sealed class Failing : IParallelWork
+    {
+        public void Execute(int index)
+        {
+            if (index == 7)
+                throw new InvalidOperationException("boom");
+        }
+    }
+
+    [Fact]
+    public void Worker_pool_reports_a_failing_item_and_stays_usable()
+    {
+        using var pool = new WorkerPool(2);
+        var error = Assert.Throws<AggregateException>(() => pool.For(20, new Failing()));
+        Assert.IsType<InvalidOperationException>(error.InnerException);
+        int[] hits = new int[10];
+        pool.For(10, new Recorder(hits));
+        Assert.All(hits, h => Assert.Equal(1, h));
+    }
+}

@@ -1,0 +1,96 @@
+using LLama;
+using LLama.Common;
+using LLama.Native;
+
+namespace SlmKit.Tests;
+
+/// <summary>
+/// llama.cpp (through LLamaSharp, tests only) as the reference for forward passes: logits of every position and
+/// greedy continuations of a GGUF file. Calls are serialised: the native library is shared process-wide.
+/// </summary>
+internal static class LlamaCppForward
+{
+    private static readonly object s_lock = new();
+    private static bool s_initialised;
+
+    /// <summary>Loads the native library once, silently (see ../shared/FACTS.md).</summary>
+    public static void EnsureInitialised()
+    {
+        lock (s_lock)
+        {
+            if (s_initialised)
+                return;
+            NativeLibraryConfig.All.WithLogCallback((level, message) => { });
+            NativeApi.llama_empty_call();
+            s_initialised = true;
+        }
+    }
+
+    private static ModelParams Parameters(string path, int context) => new(path)
+    {
+        ContextSize = (uint)context,
+        BatchSize = (uint)context,
+        UBatchSize = (uint)context,
+        Threads = 2,
+        GpuLayerCount = 0,
+    };
+
+    /// <summary>Logits of every position, row-major [tokens, vocab].</summary>
+    public static float[] Logits(string path, int[] tokens)
+    {
+        EnsureInitialised();
+        lock (s_lock)
+        {
+            var parameters = Parameters(path, Math.Max(tokens.Length, 16));
+            using var weights = LLamaWeights.LoadFromFile(parameters);
+            using var context = weights.CreateContext(parameters);
+            var batch = new LLamaBatch();
+            for (int i = 0; i < tokens.Length; i++)
+                batch.Add((LLamaToken)tokens[i], i, LLamaSeqId.Zero, logits: true);
+            var result = context.NativeHandle.Decode(batch);
+            if (result != DecodeResult.Ok)
+                throw new InvalidOperationException($"llama.cpp decode failed: {result}");
+            int vocab = -1;
+            float[] all = [];
+            for (int i = 0; i < tokens.Length; i++)
+            {
+                var row = context.NativeHandle.GetLogitsIth(i);
+                if (vocab < 0)
+                {
+                    vocab = row.Length;
+                    all = new float[tokens.Length * vocab];
+                }
+                row.CopyTo(all.AsSpan(i * vocab, vocab));
+            }
+            return all;
+        }
+    }
+
+    /// <summary>Greedy continuation: feeds the prompt, then the argmax token, one at a time.</summary>
+    public static int[] Greedy(string path, int[] prompt, int count)
+    {
+        EnsureInitialised();
+        lock (s_lock)
+        {
+            var parameters = Parameters(path, prompt.Length + count + 1);
+            using var weights = LLamaWeights.LoadFromFile(parameters);
+            using var context = weights.CreateContext(parameters);
+            var output = new int[count];
+            var batch = new LLamaBatch();
+            for (int i = 0; i < prompt.Length; i++)
+                batch.Add((LLamaToken)prompt[i], i, LLamaSeqId.Zero, logits: i == prompt.Length - 1);
+            int position = prompt.Length;
+            for (int step = 0; step < count; step++)
+            {
+                if (context.NativeHandle.Decode(batch) != DecodeResult.Ok)
+                    throw new InvalidOperationException("llama.cpp decode failed");
+                var logits = context.NativeHandle.GetLogitsIth(batch.TokenCount - 1);
+                int next = SlmKit.Inference.Sampler.ArgMax(logits);
+                output[step] = next;
+                batch.Clear();
+                batch.Add((LLamaToken)next, position++, LLamaSeqId.Zero, logits: true);
+            }
+            return output;
+        }
+    }
+}
