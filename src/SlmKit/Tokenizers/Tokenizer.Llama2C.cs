@@ -73,7 +73,8 @@ public sealed partial class Tokenizer
             BosId = 1,
             EosId = 2,
             PrefixIds = [1],
-            EndOfGenerationIds = [2],
+            // llama2.c models are trained with BOS between documents, and run.c stops when BOS is sampled.
+            EndOfGenerationIds = [1, 2],
         });
     }
 }
