@@ -274,9 +274,11 @@ public sealed unsafe class GgufFile : IWeightSource
         if (tensorCount > (ulong)r.Remaining / 24)
             throw new ModelFileException(path, $"tensor count {tensorCount} is impossible: only {r.Remaining} bytes follow the header");
 
-        var metadata = new Dictionary<string, object>((int)kvCount, StringComparer.Ordinal);
-        var keys = new string[kvCount];
-        for (int i = 0; i < keys.Length; i++)
+        // Collections grow as entries are actually read: in a multi-GiB file a forged count can pass the bound above,
+        // and sizing by it up front would allocate gigabytes before the first garbage entry fails.
+        var metadata = new Dictionary<string, object>((int)Math.Min(kvCount, 1024), StringComparer.Ordinal);
+        var keys = new List<string>((int)Math.Min(kvCount, 1024));
+        for (ulong i = 0; i < kvCount; i++)
         {
             string key = r.String("metadata key");
             string shown = MessageText.Clean(key);
@@ -286,7 +288,7 @@ public sealed unsafe class GgufFile : IWeightSource
             object value = r.Value((GgufValueType)rawType, shown, 0);
             if (!metadata.TryAdd(key, value))
                 throw new ModelFileException(path, $"metadata key '{shown}' appears twice");
-            keys[i] = key;
+            keys.Add(key);
         }
 
         int alignment = DefaultAlignment;
@@ -299,11 +301,11 @@ public sealed unsafe class GgufFile : IWeightSource
             alignment = (int)a;
         }
 
-        var tensors = new GgufTensorInfo[tensorCount];
-        var relativeOffsets = new long[tensorCount];
-        var index = new Dictionary<string, int>((int)tensorCount, StringComparer.Ordinal);
+        var tensorList = new List<GgufTensorInfo>((int)Math.Min(tensorCount, 1024));
+        var relativeOffsets = new List<long>((int)Math.Min(tensorCount, 1024));
+        var index = new Dictionary<string, int>((int)Math.Min(tensorCount, 1024), StringComparer.Ordinal);
         Span<long> ne = stackalloc long[MaxDimensions];
-        for (int i = 0; i < tensors.Length; i++)
+        for (int i = 0; (ulong)i < tensorCount; i++)
         {
             string name = r.String("tensor name");
             string shown = MessageText.Clean(name);
@@ -340,10 +342,11 @@ public sealed unsafe class GgufFile : IWeightSource
                 dims[d] = ne[dims.Length - 1 - d];
             if (!index.TryAdd(name, i))
                 throw new ModelFileException(path, $"tensor name '{shown}' appears twice");
-            relativeOffsets[i] = (long)offset;
-            tensors[i] = new GgufTensorInfo(name, type, dims, elementCount, 0, byteLength);
+            relativeOffsets.Add((long)offset);
+            tensorList.Add(new GgufTensorInfo(name, type, dims, elementCount, 0, byteLength));
         }
 
+        GgufTensorInfo[] tensors = [.. tensorList];
         long dataOffset = AlignUp(r.Position, alignment);
         for (int i = 0; i < tensors.Length; i++)
         {
@@ -354,7 +357,7 @@ public sealed unsafe class GgufFile : IWeightSource
             tensors[i] = new GgufTensorInfo(t.Name, t.Type, (long[])t.Dimensions, t.ElementCount, start, t.ByteLength);
         }
 
-        return new GgufFile(file, version, alignment, metadata, keys, tensors, index, dataOffset);
+        return new GgufFile(file, version, alignment, metadata, [.. keys], tensors, index, dataOffset);
     }
 
     internal static long AlignUp(long value, long alignment) => (value + alignment - 1) / alignment * alignment;
@@ -384,17 +387,22 @@ public sealed unsafe class GgufFile : IWeightSource
 
         public ulong U64(string what = "value") => BinaryPrimitives.ReadUInt64LittleEndian(new ReadOnlySpan<byte>(Take(8, what), 8));
 
-        public string String(string what)
+        /// <summary>A length-prefixed UTF-8 string; <paramref name="index"/> (when not -1) names an array element in messages.</summary>
+        public string String(string what, int index = -1)
         {
             long start = _position;
-            ulong length = U64(what + " length");
+            if (Remaining < 8)
+                throw new ModelFileException(_path, $"{Name(what, index)} length at offset {start} runs past the end of the file ({_length} bytes)");
+            ulong length = U64();
             if (length > (ulong)Remaining)
-                throw new ModelFileException(_path, $"{what} at offset {start} claims {length} bytes, but only {Remaining} remain in the file");
+                throw new ModelFileException(_path, $"{Name(what, index)} at offset {start} claims {length} bytes, but only {Remaining} remain in the file");
             if (length > MaxStringBytes)
-                throw new ModelFileException(_path, $"{what} at offset {start} is {length} bytes long (more than {MaxStringBytes} is refused)");
+                throw new ModelFileException(_path, $"{Name(what, index)} at offset {start} is {length} bytes long (more than {MaxStringBytes} is refused)");
             byte* p = Take((long)length, what);
             return Encoding.UTF8.GetString(p, (int)length);
         }
+
+        private static string Name(string what, int index) => index < 0 ? what : $"{what}[{index}]";
 
         public object Value(GgufValueType type, string key, int depth)
         {
@@ -456,18 +464,20 @@ public sealed unsafe class GgufFile : IWeightSource
                 }
                 case GgufValueType.String:
                 {
-                    var strings = new string[n];
+                    // Grown as read, not sized by the count: see Parse.
+                    var strings = new List<string>(Math.Min(n, 4096));
+                    string what = $"metadata '{key}'";
                     for (int i = 0; i < n; i++)
-                        strings[i] = String($"metadata '{key}'[{i}]");
-                    return new GgufArray(elementType, strings);
+                        strings.Add(String(what, i));
+                    return new GgufArray(elementType, strings.ToArray());
                 }
                 default:
                 {
-                    var arrays = new GgufArray[n];
+                    var arrays = new List<GgufArray>(Math.Min(n, 4096));
                     // Each element is a whole array value (its own element type and count), with no extra tag.
                     for (int i = 0; i < n; i++)
-                        arrays[i] = Array(key, depth + 1);
-                    return new GgufArray(elementType, arrays);
+                        arrays.Add(Array(key, depth + 1));
+                    return new GgufArray(elementType, arrays.ToArray());
                 }
             }
         }
