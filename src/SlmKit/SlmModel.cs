@@ -114,7 +114,8 @@ public sealed class SlmModel : IDisposable
             using var file = GgufFile.Open(path);
             return Tokenizer.FromGguf(file);
         }
-        return Tokenizer.FromLlama2C(path, vocabSize);
+        return Tokenizer.FromLlama2C(path, vocabSize
+            ?? throw new SlmKitException($"{path}: a llama2.c tokenizer.bin does not store its vocabulary size; pass the model too (--model CHECKPOINT --tokenizer {path})"));
     }
 
     /// <summary>Tokenizes with the model's own BOS/special-token rules.</summary>

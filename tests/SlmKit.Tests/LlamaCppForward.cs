@@ -6,25 +6,14 @@ namespace SlmKit.Tests;
 
 /// <summary>
 /// llama.cpp (through LLamaSharp, tests only) as the reference for forward passes: logits of every position and
-/// greedy continuations of a GGUF file. Calls are serialised: the native library is shared process-wide.
+/// greedy continuations of a GGUF file. Calls are serialised: the native library is shared process-wide, and it
+/// is initialised through <see cref="LlamaCppOracle"/> like every other LLamaSharp use.
 /// </summary>
 internal static class LlamaCppForward
 {
     private static readonly object s_lock = new();
-    private static bool s_initialised;
 
-    /// <summary>Loads the native library once, silently (see ../shared/FACTS.md).</summary>
-    public static void EnsureInitialised()
-    {
-        lock (s_lock)
-        {
-            if (s_initialised)
-                return;
-            NativeLibraryConfig.All.WithLogCallback((level, message) => { });
-            NativeApi.llama_empty_call();
-            s_initialised = true;
-        }
-    }
+    private static void EnsureInitialised() => LlamaCppOracle.EnsureInitialised();
 
     private static ModelParams Parameters(string path, int context) => new(path)
     {

@@ -65,7 +65,7 @@ public sealed class TextGenerator
     /// <summary>Streams generated text after the given prompt tokens.</summary>
     public IEnumerable<string> Generate(int[] promptTokens, GenerationOptions options, CancellationToken cancellationToken = default)
     {
-        var decoder = _tokenizer.CreateStreamingDecoder();
+        var decoder = _tokenizer.CreateStreamingDecoder(skipSpecial: true);
         foreach (int token in promptTokens)
             decoder.Append(token);
         var stops = new StopStringFilter(options.StopStrings);

@@ -1,3 +1,4 @@
+using SlmKit.Formats;
 namespace SlmKit.Tokenizers;
 
 public sealed partial class Tokenizer
@@ -38,11 +39,11 @@ public sealed partial class Tokenizer
     /// Builds the tokenizer stored in a GGUF file's <c>tokenizer.ggml.*</c> metadata ("llama" = SentencePiece BPE,
     /// "gpt2" = byte-level BPE with the pre-tokenizer named by <c>tokenizer.ggml.pre</c>), applying llama.cpp's rules.
     /// </summary>
-    /// <param name="metadata">The file's metadata getters.</param>
-    /// <param name="source">The file path, for error messages.</param>
-    internal static Tokenizer FromGguf(ITokenizerMetadata metadata, string source)
+    /// <param name="metadata">The open GGUF (a vocab-only file works too); it may be disposed afterwards.</param>
+    public static Tokenizer FromGguf(GgufFile metadata)
     {
         ArgumentNullException.ThrowIfNull(metadata);
+        string source = metadata.SourcePath;
         string model = metadata.GetString("tokenizer.ggml.model")
             ?? throw new ModelFileException(source, "has no tokenizer: metadata key tokenizer.ggml.model is missing");
         string[] tokens = metadata.GetStringArray("tokenizer.ggml.tokens")
@@ -184,7 +185,7 @@ public sealed partial class Tokenizer
         });
     }
 
-    private static int? SpecialId(ITokenizerMetadata metadata, string key, int vocabSize)
+    private static int? SpecialId(GgufFile metadata, string key, int vocabSize)
     {
         long? value = metadata.GetInteger(key);
         // Out-of-range ids (e.g. 0xFFFFFFFF for "none") keep the default, as in llama.cpp.

@@ -164,13 +164,14 @@ public sealed unsafe class KernelTests
     [Fact]
     public void Llama3_rope_scaling_keeps_high_frequencies_and_divides_low_ones()
     {
-        // With an original context of 8 positions, wavelengths above 8 are "low frequency" and get divided by the factor.
-        var scaled = new RotaryEmbedding(64, 64, 500000f, RopeLayout.NeoX, RopeScaling.Llama3(8, 1, 4, 8));
+        // Original context 32, low/high frequency factors 1 and 4: wavelengths under 32/4 = 8 are kept,
+        // those over 32/1 = 32 are divided by the factor, those between are blended.
+        var scaled = new RotaryEmbedding(64, 64, 500000f, RopeLayout.NeoX, RopeScaling.Llama3(8, 1, 4, 32));
         var plain = new RotaryEmbedding(64, 64, 500000f, RopeLayout.NeoX);
         float[] c1 = new float[32], s1 = new float[32], c2 = new float[32], s2 = new float[32];
         scaled.ComputeAngles(1, c1, s1);
         plain.ComputeAngles(1, c2, s2);
-        Assert.Equal(c2[0], c1[0]); // wavelength 2π < 8/4: unchanged
+        Assert.Equal(c2[0], c1[0]); // frequency 1, wavelength 2π < 8: unchanged
         double lowFrequency = Math.Pow(500000, -2.0 * 31 / 64);
         Assert.Equal(Math.Cos(lowFrequency / 8), c1[31], 1e-6);
     }

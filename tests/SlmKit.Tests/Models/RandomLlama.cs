@@ -28,11 +28,15 @@ public sealed class RandomLlama
         var random = new Random(spec.Seed);
         int qDim = spec.Heads * spec.HeadDim, kvDim = spec.KvHeads * spec.HeadDim;
 
+        // Values are drawn at the storage precision, so the GGUF (F32 norms) and the HF twin (all F16) hold the same numbers.
         float[] Uniform(int count, double scale, double offset = 0)
         {
             var v = new float[count];
             for (int i = 0; i < count; i++)
-                v[i] = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
+            {
+                float x = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
+                v[i] = spec.Type == GgmlType.F16 ? (float)(Half)x : x;
+            }
             return v;
         }
         void Matrix(string name, int rows, int cols) => _tensors[name] = ([rows, cols], Uniform(rows * cols, 1.0 / Math.Sqrt(cols) * 1.5));

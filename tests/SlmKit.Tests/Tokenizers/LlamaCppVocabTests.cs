@@ -1,3 +1,4 @@
+using SlmKit.Formats;
 using SlmKit.Tokenizers;
 
 namespace SlmKit.Tests.Tokenizers;
@@ -27,7 +28,8 @@ public sealed class LlamaCppVocabTests
     {
         // bert-bge is WordPiece: out of scope for SlmKit's tokenizers; loading it must say so clearly.
         string path = TokenizerTestData.VocabPath("bert-bge");
-        var e = Assert.Throws<ModelFileException>(() => Tokenizer.FromGguf(TestGgufMetadataReader.Open(path), path));
+        using var file = GgufFile.Open(path);
+        var e = Assert.Throws<ModelFileException>(() => Tokenizer.FromGguf(file));
         Assert.Contains("WordPiece", e.Message);
         Assert.StartsWith(path, e.Message);
     }

@@ -1,3 +1,4 @@
+using SlmKit.Formats;
 using SlmKit.Tokenizers;
 
 namespace SlmKit.Tests.Tokenizers;
@@ -19,7 +20,10 @@ internal static class TokenizerTestData
         lock (s_cache)
         {
             if (!s_cache.TryGetValue(path, out Tokenizer? t))
-                s_cache[path] = t = Tokenizer.FromGguf(TestGgufMetadataReader.Open(path), path);
+            {
+                using var file = GgufFile.Open(path);
+                s_cache[path] = t = Tokenizer.FromGguf(file);
+            }
             return t;
         }
     }
