@@ -363,6 +363,8 @@ internal static partial class ChatTemplateBuiltins
     private static List<object?> Map(object? value, CallArguments args)
     {
         var result = new List<object?>();
+        if (!PythonValues.IsTruthy(value))
+            return result; // Jinja2 maps and selects only 'if seq', so none and undefined give nothing
         if (args.TryGetNamed("attribute", out var attribute))
         {
             bool hasDefault = args.TryGetNamed("default", out var fallback);
@@ -390,6 +392,8 @@ internal static partial class ChatTemplateBuiltins
             throw new TemplateValueException($"unknown test '{test}'");
         var testArgs = args.Positional.Count > testIndex + 1 ? args.Positional.GetRange(testIndex + 1, args.Positional.Count - testIndex - 1) : [];
         var result = new List<object?>();
+        if (!PythonValues.IsTruthy(value))
+            return result;
         foreach (var item in Iterate(value))
         {
             var subject = attribute is null ? item : GetAttributePath(item, attribute);
