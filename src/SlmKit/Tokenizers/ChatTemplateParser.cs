@@ -14,6 +14,10 @@ internal sealed class ChatTemplateParser
     private int _pos;
     private TemplateSegment _current = null!;
 
+    // A template is input from a model file: nesting deep enough to overflow the stack must be an error instead.
+    private const int MaxNesting = 256;
+    private int _nesting;
+
     private ChatTemplateParser(List<TemplateSegment> segments) => _segments = segments;
 
     public static List<TemplateNode> Parse(string source)
@@ -75,6 +79,25 @@ internal sealed class ChatTemplateParser
     }
 
     private TemplateNode ParseStatement(string tag, TemplateSegment seg)
+    {
+        Enter(seg.Line, seg.Column);
+        try
+        {
+            return ParseStatementCore(tag, seg);
+        }
+        finally
+        {
+            _nesting--;
+        }
+    }
+
+    private void Enter(int line, int column)
+    {
+        if (++_nesting > MaxNesting)
+            throw Error(line, column, $"nesting is deeper than {MaxNesting} levels");
+    }
+
+    private TemplateNode ParseStatementCore(string tag, TemplateSegment seg)
     {
         switch (tag)
         {
@@ -285,6 +308,22 @@ internal sealed class ChatTemplateParser
 
     private TemplateExpr ParseExpression()
     {
+        if (!AtEnd)
+            Enter(Peek.Line, Peek.Column);
+        else
+            _nesting++;
+        try
+        {
+            return ParseConditional();
+        }
+        finally
+        {
+            _nesting--;
+        }
+    }
+
+    private TemplateExpr ParseConditional()
+    {
         var expr = ParseOr();
         while (IsKeyword("if"))
         {
@@ -323,7 +362,10 @@ internal sealed class ChatTemplateParser
         if (IsKeyword("not"))
         {
             var token = Next();
-            return new NotExpr(ParseNot(), token.Line, token.Column);
+            Enter(token.Line, token.Column);
+            var operand = ParseNot();
+            _nesting--;
+            return new NotExpr(operand, token.Line, token.Column);
         }
         return ParseCompare();
     }
@@ -410,7 +452,10 @@ internal sealed class ChatTemplateParser
         if (!AtEnd && Peek.Kind == TokenKind.Operator && Peek.Text is "-" or "+")
         {
             var token = Next();
-            node = new NegateExpr(ParseUnary(withFilter: false), token.Text == "-", token.Line, token.Column);
+            Enter(token.Line, token.Column);
+            var operand = ParseUnary(withFilter: false);
+            _nesting--;
+            node = new NegateExpr(operand, token.Text == "-", token.Line, token.Column);
         }
         else
         {

@@ -113,6 +113,17 @@ public sealed class ChatTemplateSyntaxTests
     }
 
     [Fact]
+    public void Absurd_nesting_is_an_error_not_a_stack_overflow()
+    {
+        string deepParens = "{{ " + new string('(', 5000) + "1" + new string(')', 5000) + " }}";
+        Assert.Contains("nesting is deeper", Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(deepParens)).Message, StringComparison.Ordinal);
+        string deepIfs = string.Concat(Enumerable.Repeat("{% if true %}", 5000)) + string.Concat(Enumerable.Repeat("{% endif %}", 5000));
+        Assert.Contains("nesting is deeper", Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(deepIfs)).Message, StringComparison.Ordinal);
+        string deepNots = "{{ " + string.Concat(Enumerable.Repeat("not ", 5000)) + "x }}";
+        Assert.Throws<ChatTemplateException>(() => ChatTemplate.Parse(deepNots));
+    }
+
+    [Fact]
     public void Unsupported_method_fails_at_render_naming_it_with_line_and_column()
     {
         var ex = Assert.Throws<ChatTemplateException>(() => Render("\n\n   {{ 'abc'.zfill(5) }}"));
