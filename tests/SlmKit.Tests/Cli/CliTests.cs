@@ -55,6 +55,36 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Tokenize_accepts_a_folder_holding_only_tokenizer_files()
+    {
+        string folder = SharedAssets.Require("assets/hf-tokenizers/gpt2");
+        var (code, output, _) = Run("tokenize", "--model", folder, "--text", "Hello world", "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal([15496, 995], json.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
+        Assert.Equal(["Hello", "\u0120world"], json.RootElement.GetProperty("pieces").EnumerateArray().Select(e => e.GetString()));
+    }
+
+    [Fact]
+    public void Tokenize_accepts_a_vocab_only_gguf()
+    {
+        string vocab = SharedAssets.Require("assets/llamacpp/vocab/ggml-vocab-llama-spm.gguf");
+        var (code, output, _) = Run("tokenize", "--model", vocab, "--text", "I believe the meaning of life is", "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal([1, 306, 4658, 278, 6593, 310, 2834, 338], json.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
+    public void Tokenize_of_a_llama2c_checkpoint_uses_its_tokenizer_bin()
+    {
+        var (code, output, _) = Run("tokenize", "--model", Stories("stories260K.bin"), "--tokenizer", Stories("tok512.bin"), "--text", "Lily and Tom", "--json");
+        Assert.Equal(0, code);
+        using var json = JsonDocument.Parse(output);
+        Assert.Equal([1, 317, 269, 274, 287], json.RootElement.GetProperty("ids").EnumerateArray().Select(e => e.GetInt32()));
+    }
+
+    [Fact]
     public void Logits_writes_float32_rows_for_every_position()
     {
         string outPath = Path.Combine(_folder, "logits.bin");
