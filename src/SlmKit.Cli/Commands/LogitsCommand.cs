@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Globalization;
 using System.Runtime.InteropServices;
+using SlmKit.Formats;
 
 namespace SlmKit.Cli.Commands;
 
@@ -110,27 +111,6 @@ internal static class LogitsCommand
             console.Out.WriteLine($"position {position} (token {token}):");
             foreach (var (id, logit) in best)
                 console.Out.WriteLine($"  {id,8} {logit,12:F5} '{slm.Tokenizer.TokenPiece(id)}'");
-        }
-    }
-}
-
-/// <summary>Writes a file under a temporary name and renames it, so a failure never leaves partial output.</summary>
-internal static class AtomicFile
-{
-    public static void Write(string path, Action<Stream> body)
-    {
-        string full = Path.GetFullPath(path);
-        string temporary = full + ".tmp-" + Environment.ProcessId;
-        try
-        {
-            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-                body(stream);
-            File.Move(temporary, full, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
         }
     }
 }

@@ -89,21 +89,7 @@ public sealed class GgufWriter
     }
 
     /// <summary>Writes the file to <paramref name="path"/> + ".tmp" and then renames it, so readers never see half a file.</summary>
-    public void Write(string path)
-    {
-        string temporary = path + ".tmp";
-        try
-        {
-            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-                Write(stream);
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
-    }
+    public void Write(string path) => AtomicFile.Write(path, Write);
 
     /// <summary>Writes the whole file to <paramref name="stream"/> (which need not be seekable).</summary>
     public void Write(Stream stream)

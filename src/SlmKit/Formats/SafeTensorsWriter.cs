@@ -22,7 +22,7 @@ public static class SafeTensorsWriter
         ArgumentNullException.ThrowIfNull(tensors);
         SafeTensorEntry[] list = [.. tensors];
         byte[] header = Header(list, metadata);
-        WriteAtomically(path, stream =>
+        AtomicFile.Write(path, stream =>
         {
             Span<byte> length = stackalloc byte[8];
             System.Buffers.Binary.BinaryPrimitives.WriteUInt64LittleEndian(length, (ulong)header.Length);
@@ -82,7 +82,7 @@ public static class SafeTensorsWriter
         }
 
         string indexPath = Path.Combine(folder, SafeTensorsModel.IndexFileName);
-        WriteAtomically(indexPath, stream =>
+        AtomicFile.Write(indexPath, stream =>
         {
             using var json = new Utf8JsonWriter(stream, new JsonWriterOptions { Indented = true });
             json.WriteStartObject();
@@ -152,21 +152,5 @@ public static class SafeTensorsWriter
         while (buffer.Length % 8 != 0)
             buffer.WriteByte((byte)' ');
         return buffer.ToArray();
-    }
-
-    private static void WriteAtomically(string path, Action<Stream> write)
-    {
-        string temporary = path + ".tmp";
-        try
-        {
-            using (var stream = new FileStream(temporary, FileMode.Create, FileAccess.Write, FileShare.None))
-                write(stream);
-            File.Move(temporary, path, overwrite: true);
-        }
-        catch
-        {
-            File.Delete(temporary);
-            throw;
-        }
     }
 }
