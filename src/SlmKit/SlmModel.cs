@@ -34,14 +34,14 @@ public sealed class SlmModel : IDisposable
     private readonly WorkerPool? _ownedPool;
     private readonly TextGenerator _generator;
 
-    private SlmModel(LanguageModel model, Tokenizer tokenizer, int contextSize, WorkerPool? ownedPool, ModelFormat format)
+    private SlmModel(LanguageModel model, Tokenizer tokenizer, int contextSize, WorkerPool? ownedPool, ModelFormat format, IReadOnlyList<int>? extraEndIds)
     {
         Model = model;
         Tokenizer = tokenizer;
         ContextSize = contextSize;
         Format = format;
         _ownedPool = ownedPool;
-        _generator = new TextGenerator(model, tokenizer, contextSize);
+        _generator = new TextGenerator(model, tokenizer, contextSize, extraEndIds);
     }
 
     public LanguageModel Model { get; }
@@ -74,7 +74,9 @@ public sealed class SlmModel : IDisposable
             int context = Math.Min(options.ContextSize ?? Math.Min(model.Info.ContextLength, DefaultMaxContext), model.Info.ContextLength);
             if (context <= 0)
                 throw new SlmKitException($"context size must be positive (got {options.ContextSize})");
-            return new SlmModel(model, tokenizer, context, pool, format);
+            // Chat checkpoints often end turns with a token generation_config.json names (Llama 3's <|eot_id|>).
+            int[]? configEndIds = format == ModelFormat.HuggingFace ? GenerationConfig.TryLoadFromFolder(path)?.EosTokenIds : null;
+            return new SlmModel(model, tokenizer, context, pool, format, configEndIds);
         }
         catch
         {

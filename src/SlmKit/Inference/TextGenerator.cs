@@ -34,13 +34,22 @@ public sealed class TextGenerator
     private readonly LanguageModel _model;
     private readonly Tokenizer _tokenizer;
     private readonly int _contextSize;
+    private readonly int[] _endOfGenerationIds;
 
-    public TextGenerator(LanguageModel model, Tokenizer tokenizer, int contextSize)
+    /// <param name="model">The model to run.</param>
+    /// <param name="tokenizer">Its tokenizer; its end-of-generation ids stop generation.</param>
+    /// <param name="contextSize">Most positions one generation may use.</param>
+    /// <param name="extraEndOfGenerationIds">More ids that end generation, e.g. from generation_config.json.</param>
+    public TextGenerator(LanguageModel model, Tokenizer tokenizer, int contextSize, IReadOnlyList<int>? extraEndOfGenerationIds = null)
     {
         _model = model;
         _tokenizer = tokenizer;
         _contextSize = contextSize;
+        _endOfGenerationIds = [.. tokenizer.EndOfGenerationIds.Union(extraEndOfGenerationIds ?? [])];
     }
+
+    /// <summary>Token ids that end a generation (unless <see cref="GenerationOptions.StopAtEndOfGeneration"/> is off).</summary>
+    public IReadOnlyList<int> EndOfGenerationIds => _endOfGenerationIds;
 
     /// <summary>Statistics of the most recent completed generation.</summary>
     public GenerationStats? LastStats { get; private set; }
@@ -108,7 +117,7 @@ public sealed class TextGenerator
         var sampler = new Sampler(options);
         float[] logits = new float[_model.VocabSize];
         var history = new List<int>(promptTokens);
-        var endIds = options.StopAtEndOfGeneration ? _tokenizer.EndOfGenerationIds : [];
+        IReadOnlyList<int> endIds = options.StopAtEndOfGeneration ? _endOfGenerationIds : [];
 
         var clock = Stopwatch.StartNew();
         _model.Forward(cache, promptTokens, logits, allPositions: false);

@@ -62,6 +62,17 @@ public sealed class Stories260KTests
     }
 
     [Fact]
+    public void Extra_end_of_generation_ids_stop_generation_before_that_token()
+    {
+        using var model = LoadBin();
+        int[] greedy = ExpectedGreedyIds();
+        var generator = new TextGenerator(model.Model, model.Tokenizer, 512, extraEndOfGenerationIds: [greedy[9]]);
+        int[] ids = generator.GenerateTokens([1], GenerationOptions.Greedy with { MaxTokens = 200 }).ToArray();
+        Assert.Equal(greedy[..Array.IndexOf(greedy, greedy[9])], ids);
+        Assert.Equal(FinishReason.Stop, generator.LastStats!.FinishReason);
+    }
+
+    [Fact]
     public void Logits_after_bos_put_once_first_at_the_reference_value()
     {
         using var model = LoadBin();
