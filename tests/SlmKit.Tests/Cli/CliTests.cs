@@ -149,11 +149,36 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Tokenizer_train_writes_a_tokenizer_that_tokenize_then_uses()
+    {
+        string corpus = Path.Combine(_folder, "corpus.txt");
+        File.WriteAllLines(corpus, Enumerable.Repeat("the cat sat on the mat and the dog sat on the log", 20));
+        string output = Path.Combine(_folder, "tok");
+        var (code, stdout, _) = Run("tokenizer", "train", "--input", corpus, "--vocab-size", "300", "--kind", "sentencepiece-bpe", "--out", output, "--json");
+        Assert.Equal(0, code);
+        using (var json = JsonDocument.Parse(stdout))
+            Assert.True(json.RootElement.GetProperty("merges").GetInt32() > 10);
+        var (code2, tokens, _) = Run("tokenize", "--model", output, "--text", "the cat", "--json");
+        Assert.Equal(0, code2);
+        using var ids = JsonDocument.Parse(tokens);
+        Assert.Equal(1, ids.RootElement.GetProperty("ids")[0].GetInt32());
+    }
+
+    [Fact]
+    public void Tokenizer_train_refuses_an_unknown_kind_and_a_missing_input()
+    {
+        Assert.Equal(2, Run("tokenizer", "train", "--input", "x.txt", "--vocab-size", "300", "--kind", "wordpiece", "--out", _folder).Code);
+        var (code, _, error) = Run("tokenizer", "train", "--input", Path.Combine(_folder, "missing.txt"), "--vocab-size", "300", "--out", _folder);
+        Assert.Equal(2, code);
+        Assert.Contains("missing.txt", error);
+    }
+
+    [Fact]
     public void Help_explains_the_commands()
     {
         var (code, output, _) = Run("--help");
         Assert.Equal(0, code);
-        foreach (string command in new[] { "generate", "info", "tokenize", "logits" })
+        foreach (string command in new[] { "generate", "info", "tokenize", "logits", "tokenizer" })
             Assert.Contains(command, output);
     }
 
