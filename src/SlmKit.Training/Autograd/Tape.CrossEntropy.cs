@@ -38,9 +38,7 @@ public sealed partial class Tape<T>
                 ReadOnlySpan<T> row = lv.AsSpan(r * vocab, vocab);
                 Span<T> shifted = scratch.AsSpan(0, vocab);
                 T max = TensorPrimitives.Max(row);
-                TensorPrimitives.Subtract(row, max, shifted);
-                TensorPrimitives.Exp(shifted, shifted);
-                T lse = max + T.Log(TensorPrimitives.Sum<T>(shifted));
+                T lse = max + T.Log(FusedRowMath<T>.ExpShiftedSum(row, shifted, max, T.One));
                 logSumExp[r] = lse;
                 rowLoss[r] = targets[r] == ignoreIndex ? T.Zero : lse - row[targets[r]];
             }
@@ -72,8 +70,7 @@ public sealed partial class Tape<T>
                     }
                     // d loss / d logit = (softmax − one-hot) / counted
                     Span<T> d = fresh ? dst : scratch.AsSpan(0, vocab);
-                    TensorPrimitives.Subtract(lv.AsSpan(r * vocab, vocab), logSumExp[r], d);
-                    TensorPrimitives.Exp(d, d);
+                    FusedRowMath<T>.ExpShiftedSum(lv.AsSpan(r * vocab, vocab), d, logSumExp[r], T.One);
                     TensorPrimitives.Multiply(d, perTarget, d);
                     d[target] -= perTarget;
                     if (!fresh)

@@ -14,18 +14,21 @@ namespace SlmKit.Training;
 internal static class FusedRowMath<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>x[j] ← exp((x[j] − shift)·scale) for every j; returns Σ x[j].</summary>
-    public static T ExpShiftedSum(Span<T> x, T shift, T scale)
+    public static T ExpShiftedSum(Span<T> x, T shift, T scale) => ExpShiftedSum(x, x, shift, scale);
+
+    /// <summary>y[j] = exp((x[j] − shift)·scale) for every j (x and y may be the same span); returns Σ y[j].</summary>
+    public static T ExpShiftedSum(ReadOnlySpan<T> x, Span<T> y, T shift, T scale)
     {
         if (typeof(T) == typeof(float))
         {
-            Span<float> f = MemoryMarshal.Cast<T, float>(x);
-            return Unsafe.BitCast<float, T>(FloatExpShiftedSum(f, Unsafe.BitCast<T, float>(shift), Unsafe.BitCast<T, float>(scale)));
+            return Unsafe.BitCast<float, T>(FloatExpShiftedSum(MemoryMarshal.Cast<T, float>(x), MemoryMarshal.Cast<T, float>(y),
+                Unsafe.BitCast<T, float>(shift), Unsafe.BitCast<T, float>(scale)));
         }
         T total = T.Zero;
         for (int j = 0; j < x.Length; j++)
         {
             T e = T.Exp((x[j] - shift) * scale);
-            x[j] = e;
+            y[j] = e;
             total += e;
         }
         return total;
@@ -119,7 +122,8 @@ internal static class FusedRowMath<T> where T : unmanaged, IFloatingPointIeee754
         }
     }
 
-    private static float FloatExpShiftedSum(Span<float> x, float shift, float scale)
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private static float FloatExpShiftedSum(ReadOnlySpan<float> x, Span<float> y, float shift, float scale)
     {
         int j = 0;
         float total = 0;
@@ -128,11 +132,12 @@ internal static class FusedRowMath<T> where T : unmanaged, IFloatingPointIeee754
             Vector512<float> acc = Vector512<float>.Zero;
             var vShift = Vector512.Create(shift);
             var vScale = Vector512.Create(scale);
-            ref float start = ref MemoryMarshal.GetReference(x);
+            ref float source = ref MemoryMarshal.GetReference(x);
+            ref float destination = ref MemoryMarshal.GetReference(y);
             for (; j <= x.Length - Vector512<float>.Count; j += Vector512<float>.Count)
             {
-                Vector512<float> e = Exp512((Vector512.LoadUnsafe(ref start, (nuint)j) - vShift) * vScale);
-                e.StoreUnsafe(ref start, (nuint)j);
+                Vector512<float> e = Exp512((Vector512.LoadUnsafe(ref source, (nuint)j) - vShift) * vScale);
+                e.StoreUnsafe(ref destination, (nuint)j);
                 acc += e;
             }
             total = Vector512.Sum(acc);
@@ -142,11 +147,12 @@ internal static class FusedRowMath<T> where T : unmanaged, IFloatingPointIeee754
             Vector256<float> acc = Vector256<float>.Zero;
             var vShift = Vector256.Create(shift);
             var vScale = Vector256.Create(scale);
-            ref float start = ref MemoryMarshal.GetReference(x);
+            ref float source = ref MemoryMarshal.GetReference(x);
+            ref float destination = ref MemoryMarshal.GetReference(y);
             for (; j <= x.Length - Vector256<float>.Count; j += Vector256<float>.Count)
             {
-                Vector256<float> e = Exp256((Vector256.LoadUnsafe(ref start, (nuint)j) - vShift) * vScale);
-                e.StoreUnsafe(ref start, (nuint)j);
+                Vector256<float> e = Exp256((Vector256.LoadUnsafe(ref source, (nuint)j) - vShift) * vScale);
+                e.StoreUnsafe(ref destination, (nuint)j);
                 acc += e;
             }
             total = Vector256.Sum(acc);
@@ -154,7 +160,7 @@ internal static class FusedRowMath<T> where T : unmanaged, IFloatingPointIeee754
         for (; j < x.Length; j++)
         {
             float e = MathF.Exp(Math.Clamp((x[j] - shift) * scale, ExpMin, ExpMax)); // saturate like the vector path
-            x[j] = e;
+            y[j] = e;
             total += e;
         }
         return total;

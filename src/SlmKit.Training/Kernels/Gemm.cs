@@ -1,6 +1,7 @@
 using System.Buffers;
 using System.Numerics;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
 
 namespace SlmKit.Training;
@@ -16,9 +17,10 @@ internal enum GemmPath
 
 /// <summary>
 /// General matrix multiply C (+)= A·B over strided operands, the hot path of training (the forward x·Wᵀ and
-/// both backward products). Goto/BLIS structure: per block of K, B is packed into column panels of NR values
-/// per k and A into row panels of <see cref="MR"/> values per k, then an MR×NR register tile is accumulated
-/// with FMA. Packing takes care of every transpose, so one kernel serves all three products.
+/// both backward products). Goto/BLIS structure: C is split into work units (a block of rows × a group of
+/// columns); a unit walks K in blocks, packing its slice of B into column panels of NR values per k and its rows
+/// of A into panels of <see cref="MR"/> values per k, then accumulates MR×NR register tiles with FMA. Packing
+/// takes care of every transpose, so one kernel serves all three products, and one parallel region runs them.
 /// <para>
 /// Determinism: each element of C is produced by exactly one work unit, summing k in the same order whatever
 /// the thread count, so results are bit-identical across runs and thread counts.
@@ -29,10 +31,11 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
     /// <summary>Rows of the register tile: 6 rows × 2 vectors = 12 accumulators, leaving registers for B and the broadcast.</summary>
     public const int MR = 6;
 
-    // 256 k-steps of a 32-wide float B panel is 32 KiB: it streams from L1/L2 while the A block stays in L2.
+    // 256 k-steps of a 32-wide float B panel is 32 KiB: it sits in L1 while a row block of A streams past it.
     private const int MaxKc = 256;
-    private const int RowBlockPanels = 8;
-    private const int ColumnGroupPanels = 16;
+    // A row block of up to 64 panels (384 rows × 256 k × 4 bytes ≈ 384 KiB) stays in the 1 MiB L2 of a core.
+    private const int MaxRowBlockPanels = 64;
+    private const int MaxGroupPanels = 16;
 
     /// <summary>
     /// C[i·ldc + j] (+)= Σₖ A(i,k)·B(k,j) for i &lt; m, j &lt; n, where A(i,k) = a[aOffset + i·rsA + k·csA] and
@@ -64,44 +67,35 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
         int nPanels = (n + nr - 1) / nr;
         int kBlocks = (k + MaxKc - 1) / MaxKc;
         int kcMax = (k + kBlocks - 1) / kBlocks;
-        int rowBlocks = (mPanels + RowBlockPanels - 1) / RowBlockPanels;
-        int columnGroups = (nPanels + ColumnGroupPanels - 1) / ColumnGroupPanels;
-        int groupPanels = (nPanels + columnGroups - 1) / columnGroups;
 
-        T[] packedA = ArrayPool<T>.Shared.Rent(mPanels * MR * kcMax);
-        T[] packedB = ArrayPool<T>.Shared.Rent(nPanels * nr * kcMax);
-        try
+        // Work units are (row block × column group) tiles of C. The split only decides which unit computes a
+        // tile, never how, so it may depend on the thread count without changing a bit of the result.
+        int rowBlocks = (mPanels + MaxRowBlockPanels - 1) / MaxRowBlockPanels;
+        int columnGroups = (nPanels + MaxGroupPanels - 1) / MaxGroupPanels;
+        int wanted = threads <= 1 ? 1 : 4 * threads;
+        if (rowBlocks * columnGroups < wanted)
+            columnGroups = Math.Min(nPanels, (wanted + rowBlocks - 1) / rowBlocks);
+        int groupPanels = (nPanels + columnGroups - 1) / columnGroups;
+        columnGroups = (nPanels + groupPanels - 1) / groupPanels;
+        if (rowBlocks * columnGroups < wanted)
+            rowBlocks = Math.Min(mPanels, (wanted + columnGroups - 1) / columnGroups);
+        int rowBlockPanels = (mPanels + rowBlocks - 1) / rowBlocks;
+        rowBlocks = (mPanels + rowBlockPanels - 1) / rowBlockPanels;
+        var shape = new UnitShape(m, n, k, kcMax, nr, mPanels, nPanels, rowBlockPanels, columnGroups, groupPanels);
+        int units = rowBlocks * columnGroups;
+        if (threads <= 1 || units == 1)
         {
-            for (int kb = 0; kb < kBlocks; kb++)
-            {
-                int k0 = kb * kcMax;
-                int kc = Math.Min(kcMax, k - k0);
-                bool add = accumulate || kb > 0;
-                if (threads <= 1)
-                {
-                    for (int jp = 0; jp < nPanels; jp++)
-                        PackB(b, bOffset, rsB, csB, k0, kc, n, jp, nr, packedB);
-                    for (int ip = 0; ip < mPanels; ip++)
-                        PackA(a, aOffset, rsA, csA, k0, kc, m, ip, packedA);
-                    for (int u = 0; u < rowBlocks * columnGroups; u++)
-                        ComputeUnit(u, columnGroups, groupPanels, mPanels, nPanels, m, n, kc, nr, packedA, packedB, c, cOffset, ldc, add, path);
-                }
-                else
-                {
-                    var options = new ParallelOptions { MaxDegreeOfParallelism = threads };
-                    Parallel.For(0, nPanels, options, jp => PackB(b, bOffset, rsB, csB, k0, kc, n, jp, nr, packedB));
-                    Parallel.For(0, mPanels, options, ip => PackA(a, aOffset, rsA, csA, k0, kc, m, ip, packedA));
-                    Parallel.For(0, rowBlocks * columnGroups, options,
-                        u => ComputeUnit(u, columnGroups, groupPanels, mPanels, nPanels, m, n, kc, nr, packedA, packedB, c, cOffset, ldc, add, path));
-                }
-            }
+            for (int u = 0; u < units; u++)
+                ComputeUnit(u, shape, a, aOffset, rsA, csA, b, bOffset, rsB, csB, c, cOffset, ldc, accumulate, path);
         }
-        finally
+        else
         {
-            ArrayPool<T>.Shared.Return(packedA);
-            ArrayPool<T>.Shared.Return(packedB);
+            Parallel.For(0, units, new ParallelOptions { MaxDegreeOfParallelism = threads },
+                u => ComputeUnit(u, shape, a, aOffset, rsA, csA, b, bOffset, rsB, csB, c, cOffset, ldc, accumulate, path));
         }
     }
+
+    private readonly record struct UnitShape(int M, int N, int K, int KcMax, int Nr, int MPanels, int NPanels, int RowBlockPanels, int ColumnGroups, int GroupPanels);
 
     /// <summary>The kernel <see cref="GemmPath.Auto"/> picks on this machine for this element type.</summary>
     public static GemmPath Resolve(GemmPath path)
@@ -131,78 +125,145 @@ internal static class Gemm<T> where T : unmanaged, IFloatingPointIeee754<T>
             throw new ArgumentException($"matrix {name} ({rows}×{columns}, strides {rowStride}/{columnStride}, offset {offset}) exceeds its array of {array.Length}");
     }
 
-    /// <summary>Packs B(k0..k0+kc, panel jp) as kc rows of nr values, zero-padded past column n.</summary>
+    /// <summary>Packs B(k0..k0+kc, panel jp) as kc rows of nr values at <paramref name="dest"/>, zero-padded past column n.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first step, no tier-0 pass
-    private static void PackB(T[] b, int bOffset, int rsB, int csB, int k0, int kc, int n, int jp, int nr, T[] packed)
+    private static void PackB(T[] b, int bOffset, int rsB, int csB, int k0, int kc, int n, int jp, int nr, Span<T> dest)
     {
         int j0 = jp * nr;
         int cols = Math.Min(nr, n - j0);
-        Span<T> dest = packed.AsSpan(jp * nr * kc, nr * kc);
         if (cols < nr)
             dest.Clear();
+        // Bounds were checked once for the whole product (CheckExtent); the loops below index without checks
+        // because packing is a large share of the time when k is small (attention heads, k = 48).
+        ref T src = ref b[bOffset + k0 * rsB + j0 * csB];
+        ref T dst = ref MemoryMarshal.GetReference(dest);
         if (csB == 1)
         {
             // Rows of B are contiguous: copy each k's run of columns.
             for (int p = 0; p < kc; p++)
-                b.AsSpan(bOffset + (k0 + p) * rsB + j0, cols).CopyTo(dest.Slice(p * nr, cols));
+            {
+                ref T row = ref Unsafe.Add(ref src, p * rsB);
+                ref T to = ref Unsafe.Add(ref dst, p * nr);
+                for (int col = 0; col < cols; col++)
+                    Unsafe.Add(ref to, col) = Unsafe.Add(ref row, col);
+            }
+        }
+        else if (rsB == 1)
+        {
+            // Columns of B are contiguous (B is a weight read transposed): four columns at a time along k.
+            int col = 0;
+            for (; col + 4 <= cols; col += 4)
+            {
+                ref T c0 = ref Unsafe.Add(ref src, col * csB);
+                ref T c1 = ref Unsafe.Add(ref c0, csB);
+                ref T c2 = ref Unsafe.Add(ref c1, csB);
+                ref T c3 = ref Unsafe.Add(ref c2, csB);
+                ref T to = ref Unsafe.Add(ref dst, col);
+                for (int p = 0; p < kc; p++)
+                {
+                    Unsafe.Add(ref to, 0) = Unsafe.Add(ref c0, p);
+                    Unsafe.Add(ref to, 1) = Unsafe.Add(ref c1, p);
+                    Unsafe.Add(ref to, 2) = Unsafe.Add(ref c2, p);
+                    Unsafe.Add(ref to, 3) = Unsafe.Add(ref c3, p);
+                    to = ref Unsafe.Add(ref to, nr);
+                }
+            }
+            for (; col < cols; col++)
+            {
+                ref T from = ref Unsafe.Add(ref src, col * csB);
+                for (int p = 0; p < kc; p++)
+                    Unsafe.Add(ref dst, p * nr + col) = Unsafe.Add(ref from, p);
+            }
         }
         else
         {
-            // Columns of B are contiguous (B is a transposed weight): read along k, write with stride nr.
-            for (int col = 0; col < cols; col++)
-            {
-                int src = bOffset + (j0 + col) * csB + k0 * rsB;
-                for (int p = 0; p < kc; p++)
-                    dest[p * nr + col] = b[src + p * rsB];
-            }
+            for (int p = 0; p < kc; p++)
+                for (int col = 0; col < cols; col++)
+                    Unsafe.Add(ref dst, p * nr + col) = Unsafe.Add(ref src, p * rsB + col * csB);
         }
     }
 
-    /// <summary>Packs A(panel ip, k0..k0+kc) as kc groups of MR values, zero-padded past row m.</summary>
+    /// <summary>Packs A(panel ip, k0..k0+kc) as kc groups of MR values at <paramref name="dest"/>, zero-padded past row m.</summary>
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first step, no tier-0 pass
-    private static void PackA(T[] a, int aOffset, int rsA, int csA, int k0, int kc, int m, int ip, T[] packed)
+    private static void PackA(T[] a, int aOffset, int rsA, int csA, int k0, int kc, int m, int ip, Span<T> dest)
     {
         int i0 = ip * MR;
         int rows = Math.Min(MR, m - i0);
-        Span<T> dest = packed.AsSpan(ip * MR * kc, MR * kc);
+        ref T src = ref a[aOffset + i0 * rsA + k0 * csA];
+        ref T dst = ref MemoryMarshal.GetReference(dest);
         if (rows < MR)
+        {
             dest.Clear();
-        if (rsA == 1)
-        {
             for (int p = 0; p < kc; p++)
-                a.AsSpan(aOffset + (k0 + p) * csA + i0, rows).CopyTo(dest.Slice(p * MR, rows));
+                for (int r = 0; r < rows; r++)
+                    Unsafe.Add(ref dst, p * MR + r) = Unsafe.Add(ref src, r * rsA + p * csA);
+            return;
         }
-        else
+        // A full panel: six rows side by side, one k at a time (bounds checked once in CheckExtent).
+        ref T r0 = ref src;
+        ref T r1 = ref Unsafe.Add(ref r0, rsA);
+        ref T r2 = ref Unsafe.Add(ref r1, rsA);
+        ref T r3 = ref Unsafe.Add(ref r2, rsA);
+        ref T r4 = ref Unsafe.Add(ref r3, rsA);
+        ref T r5 = ref Unsafe.Add(ref r4, rsA);
+        for (int p = 0; p < kc; p++)
         {
-            for (int r = 0; r < rows; r++)
-            {
-                int src = aOffset + (i0 + r) * rsA + k0 * csA;
-                for (int p = 0; p < kc; p++)
-                    dest[p * MR + r] = a[src + p * csA];
-            }
+            int at = p * csA;
+            Unsafe.Add(ref dst, 0) = Unsafe.Add(ref r0, at);
+            Unsafe.Add(ref dst, 1) = Unsafe.Add(ref r1, at);
+            Unsafe.Add(ref dst, 2) = Unsafe.Add(ref r2, at);
+            Unsafe.Add(ref dst, 3) = Unsafe.Add(ref r3, at);
+            Unsafe.Add(ref dst, 4) = Unsafe.Add(ref r4, at);
+            Unsafe.Add(ref dst, 5) = Unsafe.Add(ref r5, at);
+            dst = ref Unsafe.Add(ref dst, MR);
         }
     }
 
     [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first step, no tier-0 pass
     private static void ComputeUnit(
-        int unit, int columnGroups, int groupPanels, int mPanels, int nPanels, int m, int n, int kc, int nr,
+        int unit, UnitShape shape, T[] a, int aOffset, int rsA, int csA, T[] b, int bOffset, int rsB, int csB,
+        T[] c, int cOffset, int ldc, bool accumulate, GemmPath path)
+    {
+        int rowBlock = unit / shape.ColumnGroups;
+        int group = unit % shape.ColumnGroups;
+        int ipStart = rowBlock * shape.RowBlockPanels;
+        int ipEnd = Math.Min(ipStart + shape.RowBlockPanels, shape.MPanels);
+        int jpStart = group * shape.GroupPanels;
+        int jpEnd = Math.Min(jpStart + shape.GroupPanels, shape.NPanels);
+        int nr = shape.Nr;
+
+        // A unit runs every block of k itself, packing its own slices of A and B: its tile of C stays in this
+        // core's cache from the first block to the last, and the whole product is one parallel region.
+        T[] packedA = ArrayPool<T>.Shared.Rent((ipEnd - ipStart) * MR * shape.KcMax);
+        T[] packedB = ArrayPool<T>.Shared.Rent((jpEnd - jpStart) * nr * shape.KcMax);
+        for (int k0 = 0; k0 < shape.K; k0 += shape.KcMax)
+        {
+            int kc = Math.Min(shape.KcMax, shape.K - k0);
+            for (int ip = ipStart; ip < ipEnd; ip++)
+                PackA(a, aOffset, rsA, csA, k0, kc, shape.M, ip, packedA.AsSpan((ip - ipStart) * MR * kc, MR * kc));
+            for (int jp = jpStart; jp < jpEnd; jp++)
+                PackB(b, bOffset, rsB, csB, k0, kc, shape.N, jp, nr, packedB.AsSpan((jp - jpStart) * nr * kc, nr * kc));
+            ComputeBlock(ipStart, ipEnd, jpStart, jpEnd, shape, kc, packedA, packedB, c, cOffset, ldc, accumulate || k0 > 0, path);
+        }
+        ArrayPool<T>.Shared.Return(packedA);
+        ArrayPool<T>.Shared.Return(packedB);
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)] // fully optimised from the first step, no tier-0 pass
+    private static void ComputeBlock(
+        int ipStart, int ipEnd, int jpStart, int jpEnd, UnitShape shape, int kc,
         T[] packedA, T[] packedB, T[] c, int cOffset, int ldc, bool add, GemmPath path)
     {
-        int rowBlock = unit / columnGroups;
-        int group = unit % columnGroups;
-        int ipStart = rowBlock * RowBlockPanels;
-        int ipEnd = Math.Min(ipStart + RowBlockPanels, mPanels);
-        int jpStart = group * groupPanels;
-        int jpEnd = Math.Min(jpStart + groupPanels, nPanels);
+        int nr = shape.Nr;
         Span<T> tile = stackalloc T[MR * 32];
         for (int jp = jpStart; jp < jpEnd; jp++)
         {
-            ref T bPanel = ref packedB[jp * nr * kc];
-            int cols = Math.Min(nr, n - jp * nr);
+            ref T bPanel = ref packedB[(jp - jpStart) * nr * kc];
+            int cols = Math.Min(nr, shape.N - jp * nr);
             for (int ip = ipStart; ip < ipEnd; ip++)
             {
-                ref T aPanel = ref packedA[ip * MR * kc];
-                int rows = Math.Min(MR, m - ip * MR);
+                ref T aPanel = ref packedA[(ip - ipStart) * MR * kc];
+                int rows = Math.Min(MR, shape.M - ip * MR);
                 int cIndex = cOffset + ip * MR * ldc + jp * nr;
                 if (rows == MR && cols == nr)
                 {
