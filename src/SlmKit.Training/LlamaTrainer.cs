@@ -48,6 +48,13 @@ public sealed class LlamaTrainer<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary>Steps taken.</summary>
     public int StepCount { get; private set; }
 
+    /// <summary>Continues the schedule at <paramref name="stepCount"/> when resuming from a checkpoint.</summary>
+    public void RestoreStepCount(int stepCount)
+    {
+        StepCount = stepCount;
+        Optimizer.RestoreStepCount(stepCount);
+    }
+
     /// <summary>One optimizer step over <paramref name="microBatches"/> (gradient accumulation when more than one).</summary>
     public TrainingStepResult Step(IReadOnlyList<TokenBatch> microBatches)
     {

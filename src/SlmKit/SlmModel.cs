@@ -107,7 +107,11 @@ public sealed class SlmModel : IDisposable
         return LoadTokenizer(modelPath, null);
     }
 
-    private static Tokenizer LoadTokenizer(string path, int? vocabSize)
+    /// <summary>
+    /// Loads a tokenizer on its own: a folder with tokenizer.json, a GGUF (also vocab-only), or a llama2.c
+    /// tokenizer.bin (which does not store its size: pass <paramref name="vocabSize"/>).
+    /// </summary>
+    public static Tokenizer LoadTokenizer(string path, int? vocabSize)
     {
         if (Directory.Exists(path))
             return Tokenizer.FromHuggingFace(path);

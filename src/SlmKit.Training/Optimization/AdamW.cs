@@ -63,6 +63,12 @@ public sealed class AdamW<T> : IOptimizer<T> where T : unmanaged, IFloatingPoint
     /// <summary>Decoupled weight decay λ.</summary>
     public double WeightDecay { get; }
 
+    /// <inheritdoc/>
+    public IReadOnlyList<T[]> StateBuffers => [.. _m, .. _v];
+
+    /// <inheritdoc/>
+    public void RestoreStepCount(int stepCount) => StepCount = stepCount;
+
     /// <summary>Whether the parameter at <paramref name="index"/> of <see cref="Parameters"/> decays.</summary>
     public bool Decays(int index) => _decay[index];
 

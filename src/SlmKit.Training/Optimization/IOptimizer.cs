@@ -13,4 +13,10 @@ public interface IOptimizer<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>Applies one update with <paramref name="learningRate"/>; gradients are left as they are.</summary>
     void Step(double learningRate);
+
+    /// <summary>The optimizer's own state arrays (moments, momentum), in a fixed order, for checkpoints.</summary>
+    IReadOnlyList<T[]> StateBuffers { get; }
+
+    /// <summary>Sets <see cref="StepCount"/> when resuming from a checkpoint (the state buffers are filled in place).</summary>
+    void RestoreStepCount(int stepCount);
 }

@@ -36,6 +36,12 @@ public sealed class SgdMomentum<T> : IOptimizer<T> where T : unmanaged, IFloatin
     /// <inheritdoc/>
     public int StepCount { get; private set; }
 
+    /// <inheritdoc/>
+    public IReadOnlyList<T[]> StateBuffers => _buffers;
+
+    /// <inheritdoc/>
+    public void RestoreStepCount(int stepCount) => StepCount = stepCount;
+
     /// <summary>Momentum μ.</summary>
     public double Momentum { get; }
 

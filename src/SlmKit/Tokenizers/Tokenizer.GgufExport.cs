@@ -1,0 +1,91 @@
+using SlmKit.Formats;
+
+namespace SlmKit.Tokenizers;
+
+public sealed partial class Tokenizer
+{
+    /// <summary>
+    /// Writes this vocabulary as llama.cpp's <c>tokenizer.ggml.*</c> metadata, so a converted or trained model carries
+    /// its tokenizer: SentencePiece-style BPE as model "llama" (pieces with ▁, scores, token types), byte-level BPE as
+    /// model "gpt2" (pieces, merges in rank order, pre-tokenizer name).
+    /// </summary>
+    public void WriteGgufMetadata(GgufWriter writer)
+    {
+        ArgumentNullException.ThrowIfNull(writer);
+        int n = _pieces.Length;
+        var tokens = new string[n];
+        var types = new int[n];
+        for (int i = 0; i < n; i++)
+        {
+            // llama2.c vocabularies store spaces literally; GGUF "llama" vocabularies always use ▁.
+            tokens[i] = Kind == TokenizerKind.SentencePieceBpe && !_spacesAreMetaspace ? _pieces[i].Replace(' ', '\u2581') : _pieces[i];
+            types[i] = GgufTokenType(_attributes[i]);
+        }
+
+        if (Kind == TokenizerKind.SentencePieceBpe)
+        {
+            writer.Set("tokenizer.ggml.model", "llama");
+            writer.Set("tokenizer.ggml.tokens", tokens);
+            writer.Set("tokenizer.ggml.scores", SentencePieceScores());
+        }
+        else
+        {
+            writer.Set("tokenizer.ggml.model", "gpt2");
+            writer.Set("tokenizer.ggml.pre", GgufPreTokenizerName());
+            writer.Set("tokenizer.ggml.tokens", tokens);
+            var merges = new string[_mergeRanks?.Count ?? 0];
+            if (_mergeRanks is not null)
+            {
+                foreach (var (pair, rank) in _mergeRanks)
+                    merges[rank] = pair;
+            }
+            if (Array.IndexOf(merges, null) >= 0)
+                throw new SlmKitException("the merge ranks of this tokenizer have gaps; it cannot be written as a GGUF vocabulary");
+            writer.Set("tokenizer.ggml.merges", merges);
+        }
+        writer.Set("tokenizer.ggml.token_type", types);
+        if (BosId is int bos)
+            writer.Set("tokenizer.ggml.bos_token_id", (uint)bos);
+        if (EosId is int eos)
+            writer.Set("tokenizer.ggml.eos_token_id", (uint)eos);
+        if (_unkId is int unk)
+            writer.Set("tokenizer.ggml.unknown_token_id", (uint)unk);
+        writer.Set("tokenizer.ggml.add_bos_token", AddBos);
+        writer.Set("tokenizer.ggml.add_eos_token", AddEos);
+        if (ChatTemplate is not null)
+            writer.Set("tokenizer.chat_template", ChatTemplate);
+    }
+
+    /// <summary>
+    /// Scores as llama.cpp's SentencePiece merge wants them (higher merges first). A vocabulary from tokenizer.json has
+    /// merge ranks instead: a merged piece scores minus its rank, so earlier merges still win.
+    /// </summary>
+    private float[] SentencePieceScores()
+    {
+        if (_mergeRanks is null)
+            return (float[])_scores.Clone();
+        var scores = new float[_pieces.Length];
+        foreach (var (pair, rank) in _mergeRanks)
+        {
+            int space = pair.IndexOf(' ', StringComparison.Ordinal);
+            string merged = string.Concat(pair.AsSpan(0, space), pair.AsSpan(space + 1));
+            if (_pieceToId.TryGetValue(merged, out int id) && scores[id] == 0)
+                scores[id] = -(rank + 1);
+        }
+        return scores;
+    }
+
+    private string GgufPreTokenizerName() =>
+        _preTokenizer is { Patterns: [PreTokenizer.Gpt2Pattern] } || _preTokenizer is null ? "gpt-2" : "default";
+
+    private static int GgufTokenType(TokenAttributes attributes) =>
+        (attributes & (TokenAttributes.Unknown | TokenAttributes.Control | TokenAttributes.UserDefined | TokenAttributes.Unused | TokenAttributes.Byte)) switch
+        {
+            TokenAttributes.Unknown => 2,
+            TokenAttributes.Control => 3,
+            TokenAttributes.UserDefined => 4,
+            TokenAttributes.Unused => 5,
+            TokenAttributes.Byte => 6,
+            _ => 1,
+        };
+}
