@@ -35,7 +35,7 @@ public abstract class ModelFamily
     public static IReadOnlyList<ModelFamily> All { get; } =
     [
         Llama.Family, Qwen2.Family, Gemma.Family, Gemma2.Family, Phi2.Family, Phi3.Family, StableLm.Family,
-        GptNeoX.Family, Gpt2.Family, Olmo.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family,
+        GptNeoX.Family, Gpt2.Family, Olmo.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
     ];
 
     public static ModelFamily? ForGgufArchitecture(string architecture)

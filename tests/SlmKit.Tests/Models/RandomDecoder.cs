@@ -151,6 +151,7 @@ public sealed class RandomDecoder
     {
         "llama" => new() { Family = "llama", Arch = "llama", PermuteQk = true },
         "qwen2" => new() { Family = "qwen2", Arch = "qwen2", QkvBias = true },
+        "qwen" => new() { Family = "qwen", Arch = "qwen", FusedQkv = true, QkvBias = true },
         "gemma" => new() { Family = "gemma", Arch = "gemma", NormOffset = true, AlwaysTied = true },
         "gemma2" => new() { Family = "gemma2", Arch = "gemma2", NormOffset = true, AlwaysTied = true, PostNorms = true },
         "phi2" => new()
@@ -195,7 +196,8 @@ public sealed class RandomDecoder
         writer.Set($"{a}.context_length", (uint)s.Context);
         writer.Set($"{a}.embedding_length", (uint)s.Dim);
         writer.Set($"{a}.block_count", (uint)s.Layers);
-        writer.Set($"{a}.feed_forward_length", (uint)s.Ffn);
+        // llama.cpp's qwen states the width of both MLP halves together (transformers' intermediate_size).
+        writer.Set($"{a}.feed_forward_length", (uint)(t.Family == "qwen" ? 2 * s.Ffn : s.Ffn));
         writer.Set($"{a}.attention.head_count", (uint)s.Heads);
         writer.Set($"{a}.attention.head_count_kv", (uint)s.KvHeads);
         if (s.HeadDim != s.Dim / s.Heads)
@@ -300,6 +302,7 @@ public sealed class RandomDecoder
         {
             "llama" => $$"""{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "silu", {{llamaLike}} }""",
             "qwen2" => $$"""{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "rms_norm_eps": 1e-05, "hidden_act": "silu", "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, {{llamaLike}} }""",
+            "qwen" => $$"""{"architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": {{s.Dim}}, "intermediate_size": {{2 * s.Ffn}}, "num_hidden_layers": {{s.Layers}}, "num_attention_heads": {{s.Heads}}, "kv_channels": {{s.HeadDim}}, "vocab_size": {{s.Vocab}}, "seq_length": {{s.Context}}, "max_position_embeddings": {{s.Context}}, "layer_norm_epsilon": 1e-05, "rotary_emb_base": {{F(s.RopeTheta)}}, "rotary_pct": 1.0, "no_bias": true, "tie_word_embeddings": {{B(s.Tied)}}, "torch_dtype": "{{dtype}}" }""",
             "gemma" => $$"""{"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", {{llamaLike}} }""",
             "gemma2" => $$"""{"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": {{s.HeadDim}}, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": {{s.SlidingWindow}}, "cache_implementation": "hybrid", {{llamaLike}} }""",
             "phi2" => $$"""{"architectures": ["PhiForCausalLM"], "model_type": "phi", "layer_norm_eps": 1e-05, "hidden_act": "gelu_new", "partial_rotary_factor": {{F(partial)}}, "qk_layernorm": false, {{llamaLike}} }""",
