@@ -34,6 +34,25 @@ public static class Normalization
     }
 }
 
+/// <summary>The elementwise activations of the MLP variants.</summary>
+public enum ActivationKind
+{
+    /// <summary>x·σ(x) (SiLU / swish).</summary>
+    Silu,
+
+    /// <summary>GELU, tanh approximation.</summary>
+    GeluTanh,
+
+    /// <summary>GELU, exact (erf).</summary>
+    GeluErf,
+
+    /// <summary>max(x, 0).</summary>
+    Relu,
+
+    /// <summary>max(x, 0)² (Nemotron).</summary>
+    SquaredRelu,
+}
+
 /// <summary>Activation functions and the gated MLP combination.</summary>
 public static class Activations
 {
@@ -45,6 +64,78 @@ public static class Activations
             float g = gate[i];
             gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
         }
+    }
+
+    /// <summary>GeGLU with the tanh GELU (Gemma): gate ← GELUtanh(gate) · up, in place.</summary>
+    public static void GeGluTanh(Span<float> gate, ReadOnlySpan<float> up)
+    {
+        for (int i = 0; i < gate.Length; i++)
+            gate[i] = GeluTanh(gate[i]) * up[i];
+    }
+
+    /// <summary>GELU with the tanh approximation ("gelu_new", "gelu_pytorch_tanh"): ½x(1 + tanh(√(2/π)(x + 0.044715x³))).</summary>
+    public static float GeluTanh(float x) =>
+        0.5f * x * (1f + MathF.Tanh(0.7978845608028654f * (x + 0.044715f * x * x * x)));
+
+    /// <summary>Exact GELU ("gelu"): ½x(1 + erf(x/√2)).</summary>
+    public static float GeluErf(float x) => (float)(0.5 * x * (1 + Erf(x * 0.7071067811865476)));
+
+    /// <summary>Applies <paramref name="kind"/> elementwise in place (the ungated activations).</summary>
+    public static void Apply(ActivationKind kind, Span<float> values)
+    {
+        switch (kind)
+        {
+            case ActivationKind.GeluTanh:
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = GeluTanh(values[i]);
+                break;
+            case ActivationKind.GeluErf:
+                for (int i = 0; i < values.Length; i++)
+                    values[i] = GeluErf(values[i]);
+                break;
+            case ActivationKind.Relu:
+                TensorPrimitives.Max(values, 0f, values);
+                break;
+            case ActivationKind.SquaredRelu:
+                for (int i = 0; i < values.Length; i++)
+                {
+                    float r = MathF.Max(values[i], 0f);
+                    values[i] = r * r;
+                }
+                break;
+            case ActivationKind.Silu:
+                for (int i = 0; i < values.Length; i++)
+                    values[i] /= 1f + MathF.Exp(-values[i]);
+                break;
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
+        }
+    }
+
+    /// <summary>Soft-capping (Gemma 2): x ← cap · tanh(x / cap), in place.</summary>
+    public static void SoftCap(Span<float> values, float cap)
+    {
+        for (int i = 0; i < values.Length; i++)
+            values[i] = cap * MathF.Tanh(values[i] / cap);
+    }
+
+    /// <summary>
+    /// erf in double precision from the series erf(x) = 2/√π · e^(−x²) · Σₙ 2ⁿ x^(2n+1) / (1·3·…·(2n+1)), whose terms are
+    /// all positive (no cancellation); beyond |x| = 6, erf is ±1 to double precision.
+    /// </summary>
+    public static double Erf(double x)
+    {
+        double ax = Math.Abs(x);
+        if (ax >= 6)
+            return Math.Sign(x);
+        double term = ax, sum = ax, x2 = ax * ax;
+        for (int n = 1; term > sum * 1e-17; n++)
+        {
+            term *= 2 * x2 / (2 * n + 1);
+            sum += term;
+        }
+        double result = 2 / Math.Sqrt(Math.PI) * Math.Exp(-x2) * sum;
+        return x < 0 ? -result : result;
     }
 
     /// <summary>Numerically stable softmax in place.</summary>

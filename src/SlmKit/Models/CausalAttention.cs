@@ -3,6 +3,13 @@ using SlmKit.Kernels;
 
 namespace SlmKit.Models;
 
+/// <summary>The per-layer choices of scaled dot-product attention.</summary>
+/// <param name="Scale">Multiplies q·k (usually 1/√headDim).</param>
+/// <param name="SoftCap">When positive, scores become cap·tanh(score/cap) before the mask (Gemma 2).</param>
+/// <param name="AlibiSlopes">When set, head h adds slope[h]·(j − i) to the score of key j (BLOOM).</param>
+/// <param name="Window">When positive, query i sees only keys j with i − j &lt; Window (sliding-window layers).</param>
+internal readonly record struct AttentionOptions(float Scale, float SoftCap = 0, float[]? AlibiSlopes = null, int Window = 0);
+
 /// <summary>
 /// Scaled dot-product attention with a causal mask and grouped-query sharing: query head h reads KV head
 /// h / (heads / kvHeads). One parallel item per (token, head).
@@ -12,10 +19,14 @@ internal sealed class CausalAttention : IParallelWork
     [ThreadStatic] private static float[]? t_scores;
 
     private float[] _q = [], _keys = [], _values = [], _output = [];
-    private int _start, _heads, _kvHeads, _headDim;
-    private float _scale;
+    private int _start, _heads, _kvHeads, _headDim, _kvStride;
+    private AttentionOptions _options;
 
-    public void Run(WorkerPool pool, float[] q, float[] keys, float[] values, float[] output, int tokens, int start, int heads, int kvHeads, int headDim, float scale)
+    /// <summary>
+    /// Attends tokens start…start+tokens−1 (queries in <paramref name="q"/>, [tokens, heads·headDim]) over cached keys and
+    /// values whose rows are <paramref name="kvStride"/> floats apart.
+    /// </summary>
+    public void Run(WorkerPool pool, float[] q, float[] keys, float[] values, float[] output, int tokens, int start, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
     {
         _q = q;
         _keys = keys;
@@ -25,7 +36,8 @@ internal sealed class CausalAttention : IParallelWork
         _heads = heads;
         _kvHeads = kvHeads;
         _headDim = headDim;
-        _scale = scale;
+        _kvStride = kvStride;
+        _options = options;
         pool.For(tokens * heads, this);
         _q = _keys = _values = _output = [];
     }
@@ -33,21 +45,32 @@ internal sealed class CausalAttention : IParallelWork
     public void Execute(int index)
     {
         int t = index / _heads, h = index % _heads;
-        int headDim = _headDim, qDim = _heads * headDim, kvDim = _kvHeads * headDim;
+        int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
         int kvHead = h / (_heads / _kvHeads);
-        int length = _start + t + 1;
+        int position = _start + t;
+        int length = position + 1;
+        int first = _options.Window > 0 ? Math.Max(0, position - _options.Window + 1) : 0;
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(length, 256)]);
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
-        for (int j = 0; j < length; j++)
-            scores[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(_keys, j * kvDim + kvHead * headDim, headDim)) * _scale;
-        Activations.Softmax(scores.AsSpan(0, length));
+        for (int j = first; j < length; j++)
+            scores[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(_keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
+        var live = scores.AsSpan(first, length - first);
+        if (_options.SoftCap > 0)
+            Activations.SoftCap(live, _options.SoftCap);
+        if (_options.AlibiSlopes is { } slopes)
+        {
+            float slope = slopes[h];
+            for (int j = first; j < length; j++)
+                scores[j] += slope * (j - position);
+        }
+        Activations.Softmax(live);
 
         var output = new Span<float>(_output, t * qDim + h * headDim, headDim);
         output.Clear();
-        for (int j = 0; j < length; j++)
+        for (int j = first; j < length; j++)
         {
-            var value = new ReadOnlySpan<float>(_values, j * kvDim + kvHead * headDim, headDim);
+            var value = new ReadOnlySpan<float>(_values, j * kvStride + kvHead * headDim, headDim);
             TensorPrimitives.MultiplyAdd(value, scores[j], output, output);
         }
     }

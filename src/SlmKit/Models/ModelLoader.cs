@@ -1,4 +1,3 @@
-using System.Text.Json;
 using SlmKit.Formats;
 using SlmKit.Kernels;
 using SlmKit.Tensors;
@@ -19,8 +18,14 @@ public enum ModelFormat
 /// </summary>
 public static class ModelLoader
 {
-    /// <summary>Architectures (GGUF <c>general.architecture</c> / HF <c>model_type</c>) this build runs.</summary>
-    public static IReadOnlyList<string> SupportedArchitectures { get; } = ["llama"];
+    /// <summary>
+    /// Architectures this build runs: GGUF <c>general.architecture</c> values and Hugging Face <c>model_type</c> values of
+    /// every <see cref="ModelFamily"/>.
+    /// </summary>
+    public static IReadOnlyList<string> SupportedArchitectures { get; } = ModelFamily.All
+        .SelectMany(f => f.GgufArchitectures.Concat(f.HuggingFaceModelTypes))
+        .Distinct(StringComparer.Ordinal)
+        .ToArray();
 
     /// <summary>Tells the format from the path: a folder is Hugging Face, "GGUF" magic is GGUF, anything else llama2.c.</summary>
     public static ModelFormat DetectFormat(string path)
@@ -54,10 +59,9 @@ public static class ModelLoader
         try
         {
             string architecture = file.Architecture ?? throw new ModelFileException(file.SourcePath, "metadata key 'general.architecture' is missing");
-            if (architecture != "llama")
-                throw Unsupported(file.SourcePath, architecture);
-            var config = LlamaConfigFromGguf(file);
-            return new LlamaModel(file, config, TensorNaming.Gguf, architecture, "gguf", pool);
+            var family = ModelFamily.ForGgufArchitecture(architecture) ?? throw Unsupported(file.SourcePath, architecture);
+            var config = family.FromGguf(file);
+            return new DecoderModel(file, config, TensorLayout.Gguf, family.Name, architecture, "gguf", pool);
         }
         catch
         {
@@ -66,38 +70,12 @@ public static class ModelLoader
         }
     }
 
-    /// <summary>Reads a Llama config from llama.cpp's metadata keys (<c>llama.*</c>).</summary>
-    public static LlamaConfig LlamaConfigFromGguf(GgufFile file)
+    /// <summary>The config of a GGUF model as its family reads it from llama.cpp's metadata keys.</summary>
+    public static DecoderConfig ConfigFromGguf(GgufFile file)
     {
-        string a = file.Architecture ?? "llama";
-        int Required(string key) => ToInt(file.SourcePath, key, file.GetInteger($"{a}.{key}") ?? throw new ModelFileException(file.SourcePath, $"metadata key '{a}.{key}' is missing"));
-        int? Optional(string key) => file.GetInteger($"{a}.{key}") is long v ? ToInt(file.SourcePath, key, v) : null;
-
-        int heads = Required("attention.head_count");
-        var embedding = file.Find("token_embd.weight") ?? throw new ModelFileException(file.SourcePath, "tensor 'token_embd.weight' is missing");
-        int vocab = Optional("vocab_size") ?? file.GetStringArray("tokenizer.ggml.tokens")?.Length ?? ToInt(file.SourcePath, "token_embd rows", embedding.Dimensions[0]);
-        RopeScaling? scaling = file.GetString($"{a}.rope.scaling.type") switch
-        {
-            null or "none" => null,
-            "linear" => RopeScaling.Linear((float)(file.GetNumber($"{a}.rope.scaling.factor") ?? 1)),
-            string other => throw new ModelFileException(file.SourcePath, $"rope scaling type '{other}' is not supported (supported: none, linear)"),
-        };
-        return new LlamaConfig
-        {
-            HiddenSize = Required("embedding_length"),
-            LayerCount = Required("block_count"),
-            HeadCount = heads,
-            KvHeadCount = Optional("attention.head_count_kv") ?? heads,
-            FeedForwardSize = Required("feed_forward_length"),
-            VocabSize = vocab,
-            HeadDim = Optional("attention.key_length") ?? Optional("rope.dimension_count") ?? 0,
-            ContextLength = Optional("context_length") ?? 2048,
-            NormEpsilon = (float)(file.GetNumber($"{a}.attention.layer_norm_rms_epsilon") ?? 1e-5),
-            RopeTheta = (float)(file.GetNumber($"{a}.rope.freq_base") ?? 10000),
-            RopeScaling = scaling,
-            RopeLayout = RopeLayout.Normal,
-            TiedEmbeddings = file.Find("output.weight") is null,
-        };
+        string architecture = file.Architecture ?? throw new ModelFileException(file.SourcePath, "metadata key 'general.architecture' is missing");
+        var family = ModelFamily.ForGgufArchitecture(architecture) ?? throw Unsupported(file.SourcePath, architecture);
+        return family.FromGguf(file);
     }
 
     private static LanguageModel LoadHuggingFace(string folder, WorkerPool? pool)
@@ -106,14 +84,12 @@ public static class ModelLoader
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var config = HuggingFaceConfig.Load(configPath);
-        string modelType = config.ModelType ?? throw new ModelFileException(configPath, "field 'model_type' is missing");
-        if (modelType != "llama")
-            throw Unsupported(configPath, modelType);
-        var llama = LlamaConfigFromHuggingFace(config, configPath);
+        var family = FamilyOf(config);
+        var decoder = family.FromHuggingFace(config);
         var weights = SafeTensorsModel.Open(folder);
         try
         {
-            return new LlamaModel(weights, llama, TensorNaming.HuggingFace, modelType, "huggingface", pool);
+            return new DecoderModel(weights, decoder, family.HuggingFaceLayout(weights), family.Name, config.ModelType!, "huggingface", pool);
         }
         catch
         {
@@ -122,44 +98,15 @@ public static class ModelLoader
         }
     }
 
-    /// <summary>Reads a Llama config from transformers' config.json fields.</summary>
-    public static LlamaConfig LlamaConfigFromHuggingFace(HuggingFaceConfig config, string configPath)
+    /// <summary>The family named by a config.json's <c>model_type</c>, or a <see cref="ModelFileException"/> listing the supported ones.</summary>
+    public static ModelFamily FamilyOf(HuggingFaceConfig config)
     {
-        int Required(string key) => config.GetInt(key) ?? throw new ModelFileException(configPath, $"field '{key}' is missing");
-        int heads = Required("num_attention_heads");
-        RopeScaling? scaling = null;
-        if (config.TryGetObject("rope_scaling", out JsonElement rope) && rope.ValueKind == JsonValueKind.Object)
-        {
-            string type = (rope.TryGetProperty("rope_type", out var t) || rope.TryGetProperty("type", out t)) && t.ValueKind == JsonValueKind.String
-                ? t.GetString()!
-                : "default";
-            float Number(string name, float fallback) =>
-                rope.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetSingle() : fallback;
-            scaling = type switch
-            {
-                "default" => null,
-                "linear" => RopeScaling.Linear(Number("factor", 1)),
-                "llama3" => RopeScaling.Llama3(Number("factor", 8), Number("low_freq_factor", 1), Number("high_freq_factor", 4), (int)Number("original_max_position_embeddings", 8192)),
-                _ => throw new ModelFileException(configPath, $"rope_scaling type '{type}' is not supported (supported: linear, llama3)"),
-            };
-        }
-        return new LlamaConfig
-        {
-            HiddenSize = Required("hidden_size"),
-            LayerCount = Required("num_hidden_layers"),
-            HeadCount = heads,
-            KvHeadCount = config.GetInt("num_key_value_heads") ?? heads,
-            FeedForwardSize = Required("intermediate_size"),
-            VocabSize = Required("vocab_size"),
-            HeadDim = config.GetInt("head_dim") ?? 0,
-            ContextLength = config.GetInt("max_position_embeddings") ?? 2048,
-            NormEpsilon = (float)(config.GetDouble("rms_norm_eps") ?? 1e-6),
-            RopeTheta = (float)(config.GetDouble("rope_theta") ?? 10000),
-            RopeScaling = scaling,
-            RopeLayout = RopeLayout.NeoX,
-            TiedEmbeddings = config.GetBool("tie_word_embeddings") ?? false,
-        };
+        string modelType = config.ModelType ?? throw new ModelFileException(config.SourcePath, "field 'model_type' is missing");
+        return ModelFamily.ForHuggingFaceModelType(modelType) ?? throw Unsupported(config.SourcePath, modelType);
     }
+
+    /// <summary>The config of a Hugging Face model as its family reads it from config.json.</summary>
+    public static DecoderConfig ConfigFromHuggingFace(HuggingFaceConfig config) => FamilyOf(config).FromHuggingFace(config);
 
     private static LanguageModel LoadLlama2C(string path, WorkerPool? pool)
     {
@@ -167,7 +114,7 @@ public static class ModelLoader
         try
         {
             var c = checkpoint.Config;
-            var config = new LlamaConfig
+            var config = new DecoderConfig
             {
                 HiddenSize = c.Dim,
                 LayerCount = c.LayerCount,
@@ -181,7 +128,7 @@ public static class ModelLoader
                 RopeLayout = RopeLayout.Normal,
                 TiedEmbeddings = c.SharedClassifier,
             };
-            return new LlamaModel(checkpoint, config, TensorNaming.Gguf, "llama", "llama2.c", pool);
+            return new DecoderModel(checkpoint, config, TensorLayout.Gguf, Llama.Family.Name, "llama", "llama2.c", pool);
         }
         catch
         {
@@ -189,9 +136,6 @@ public static class ModelLoader
             throw;
         }
     }
-
-    private static int ToInt(string path, string key, long value) =>
-        value is >= int.MinValue and <= int.MaxValue ? (int)value : throw new ModelFileException(path, $"value of '{key}' ({value}) is out of range");
 
     private static ModelFileException Unsupported(string path, string architecture) =>
         new(path, $"architecture '{architecture}' is not supported (supported: {string.Join(", ", SupportedArchitectures)})");

@@ -7,8 +7,9 @@ namespace SlmKit.Models;
 /// Looks up the tensors a family needs, checks each shape against the config before any is used, and counts
 /// parameters. Small vectors (norms, biases) are widened to F32 arrays once; matrices stay in the mapping.
 /// </summary>
-internal sealed class WeightBinder
+internal sealed class WeightBinder : IDisposable
 {
+    private readonly List<nint> _owned = [];
     private readonly IWeightSource _source;
     private readonly HashSet<string> _counted = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _byType = new(StringComparer.Ordinal);
@@ -42,6 +43,48 @@ internal sealed class WeightBinder
         return tensor;
     }
 
+    /// <summary>
+    /// A [rows, cols] matrix stored transposed ([cols, rows], GPT-2's Conv1D): copied once into native memory in
+    /// [rows, cols] order, keeping its element type. The copy lives until this binder is disposed.
+    /// </summary>
+    public unsafe WeightTensor TransposedMatrix(string name, int rows, int cols)
+    {
+        var tensor = Require(name);
+        if (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != cols || tensor.Dimensions[1] != rows)
+            throw new ModelFileException(_source.SourcePath, $"tensor '{name}' has shape {tensor.ShapeText}, but the config implies [{cols}, {rows}] (stored transposed)");
+        int size = tensor.Type switch
+        {
+            GgmlType.F32 => 4,
+            GgmlType.F16 or GgmlType.BF16 => 2,
+            _ => throw new ModelFileException(_source.SourcePath, $"tensor '{name}' is {tensor.Type}; a transposed weight must be F32, F16 or BF16"),
+        };
+        long bytes = (long)rows * cols * size;
+        byte* data = (byte*)System.Runtime.InteropServices.NativeMemory.Alloc((nuint)bytes);
+        _owned.Add((nint)data);
+        byte* source = tensor.Data;
+        for (long r = 0; r < rows; r++)
+        {
+            for (long c = 0; c < cols; c++)
+            {
+                byte* from = source + (c * rows + r) * size;
+                byte* to = data + (r * cols + c) * size;
+                if (size == 4)
+                    *(uint*)to = *(uint*)from;
+                else
+                    *(ushort*)to = *(ushort*)from;
+            }
+        }
+        return new WeightTensor(name, tensor.Type, [rows, cols], data, bytes);
+    }
+
+    /// <summary>Frees the copies made by <see cref="TransposedMatrix"/>.</summary>
+    public unsafe void Dispose()
+    {
+        foreach (nint p in _owned)
+            System.Runtime.InteropServices.NativeMemory.Free((void*)p);
+        _owned.Clear();
+    }
+
     /// <summary>A vector of <paramref name="length"/> values, widened to F32.</summary>
     public float[] Vector(string name, int length)
     {
@@ -64,36 +107,4 @@ internal static class Embeddings
 {
     public static unsafe void Lookup(WeightTensor table, int token, Span<float> destination) =>
         MatMul.WidenRow(table.Data, table.Type, (int)table.RowLength, token, destination);
-}
-
-/// <summary>Activation buffers for one forward batch, grown on demand and reused, so decoding allocates nothing per token.</summary>
-internal sealed class TransformerScratch
-{
-    /// <summary>Tokens per forward batch during prefill; longer prompts run in several batches.</summary>
-    public const int MaxBatch = 64;
-
-    private int _tokens = -1;
-
-    public float[] X = [], Normed = [], Q = [], K = [], V = [], AttentionOut = [], Projected = [], Gate = [], Up = [], Cos = [], Sin = [];
-
-    public CausalAttention Attention { get; } = new();
-
-    public void Ensure(int tokens, int dim, int qDim, int kvDim, int ffn, int ropePairs)
-    {
-        if (tokens <= _tokens)
-            return;
-        int capacity = Math.Max(tokens, Math.Min(MaxBatch, Math.Max(_tokens * 2, 1)));
-        X = new float[capacity * dim];
-        Normed = new float[capacity * dim];
-        Q = new float[capacity * qDim];
-        K = new float[capacity * kvDim];
-        V = new float[capacity * kvDim];
-        AttentionOut = new float[capacity * qDim];
-        Projected = new float[capacity * dim];
-        Gate = new float[capacity * ffn];
-        Up = new float[capacity * ffn];
-        Cos = new float[capacity * ropePairs];
-        Sin = new float[capacity * ropePairs];
-        _tokens = capacity;
-    }
 }

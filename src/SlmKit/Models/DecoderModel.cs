@@ -1,0 +1,399 @@
+using System.Numerics.Tensors;
+using SlmKit.Kernels;
+using SlmKit.Tensors;
+
+namespace SlmKit.Models;
+
+/// <summary>
+/// The forward pass shared by every decoder-only family: a stack of pre-norm blocks whose variations (norm kind,
+/// attention options, MLP kind, residual structure, position scheme, embedding and logit scaling) come from a
+/// <see cref="DecoderConfig"/>. Per block, with the default (Llama) choices:
+/// x += Wo·Attn(RoPE(Wq·n), RoPE(Wk·n), Wv·n) with n = norm(x); x += Wdown·(act(Wgate·m) ⊙ Wup·m) with m = norm(x).
+/// Then logits = Wout·norm(x).
+/// </summary>
+public sealed class DecoderModel : LanguageModel
+{
+    private readonly IWeightSource _source;
+    private readonly WeightBinder _binder;
+    private readonly DecoderConfig _config;
+    private readonly DecoderWeights _weights;
+    private readonly RotaryEmbedding? _rope;
+    private readonly float[]? _alibiSlopes;
+    private readonly int _kvStride;
+    private readonly QkvLayout _fusedQkvLayout;
+    private readonly DecoderScratch _scratch = new();
+    private readonly WorkerPool _pool;
+    private readonly object _forwardLock = new();
+
+    /// <summary>Binds the weights of <paramref name="source"/> (named as <paramref name="layout"/> says) and owns the source from then on.</summary>
+    public DecoderModel(IWeightSource source, DecoderConfig config, TensorLayout layout, string family, string architecture, string sourceFormat, WorkerPool? pool = null)
+    {
+        config.Validate(source.SourcePath);
+        _source = source;
+        _config = config;
+        _pool = pool ?? WorkerPool.Shared;
+        _binder = new WeightBinder(source);
+        _fusedQkvLayout = layout.FusedQkv;
+        if (layout.FusedQkv == QkvLayout.PerHeadInterleaved && config.LayerHeadCounts is null && config.HeadCount != config.KvHeadCount)
+            throw new ModelFileException(source.SourcePath, "a per-head interleaved fused qkv needs as many KV heads as query heads");
+        try
+        {
+            _weights = DecoderWeights.Bind(_binder, source, config, layout);
+        }
+        catch
+        {
+            _binder.Dispose();
+            throw;
+        }
+
+        int headDim = config.ResolvedHeadDim;
+        if (config.Positions == PositionKind.Rope)
+            _rope = new RotaryEmbedding(headDim, config.ResolvedRotaryDim, config.RopeTheta, config.RopeLayout, config.RopeScaling, _weights.RopeFrequencyFactors);
+        int maxHeads = 0, maxKvHeads = 0;
+        for (int l = 0; l < config.LayerCount; l++)
+        {
+            maxHeads = Math.Max(maxHeads, config.HeadsOf(l));
+            maxKvHeads = Math.Max(maxKvHeads, config.KvHeadsOf(l));
+        }
+        if (config.Positions == PositionKind.Alibi)
+            _alibiSlopes = Alibi.Slopes(maxHeads);
+        _kvStride = maxKvHeads * headDim;
+
+        Info = new ModelInfo(
+            Architecture: architecture,
+            Family: family,
+            ParameterCount: _binder.ParameterCount,
+            ParametersByType: _binder.ParametersByType,
+            ContextLength: config.ContextLength,
+            VocabSize: config.VocabSize,
+            LayerCount: config.LayerCount,
+            HiddenSize: config.HiddenSize,
+            HeadCount: config.HeadCount,
+            KvHeadCount: config.KvHeadCount,
+            HeadDim: headDim,
+            FeedForwardSize: config.FeedForwardSize,
+            TiedEmbeddings: ReferenceEquals(_weights.Output.Weight, _weights.Embedding),
+            SourceFormat: sourceFormat);
+    }
+
+    public override ModelInfo Info { get; }
+
+    public DecoderConfig Config => _config;
+
+    public override KvCache CreateCache(int contextSize)
+    {
+        if (_config.Positions == PositionKind.Learned && contextSize > _config.ContextLength)
+            throw new SlmKitException($"context size {contextSize} exceeds the {_config.ContextLength} learned positions of this model");
+        return new(_config.LayerCount, contextSize, _kvStride);
+    }
+
+    public override void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    {
+        int vocab = _config.VocabSize;
+        if (tokens.IsEmpty)
+            throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (cache.Length + tokens.Length > cache.Capacity)
+            throw new SlmKitException($"the context is full: {cache.Length} + {tokens.Length} tokens exceed the context size {cache.Capacity}");
+        if (logits.Length < (allPositions ? tokens.Length * vocab : vocab))
+            throw new ArgumentException("logits buffer too small", nameof(logits));
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)vocab)
+                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
+        }
+
+        lock (_forwardLock)
+        {
+            for (int start = 0; start < tokens.Length; start += DecoderScratch.MaxBatch)
+            {
+                int count = Math.Min(DecoderScratch.MaxBatch, tokens.Length - start);
+                bool last = start + count == tokens.Length;
+                Span<float> chunkLogits = allPositions ? logits.Slice(start * vocab, count * vocab) : (last ? logits[..vocab] : default);
+                ForwardBatch(cache, tokens.Slice(start, count), chunkLogits, allPositions, last);
+            }
+        }
+    }
+
+    private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits)
+    {
+        var c = _config;
+        int n = tokens.Length, d = c.HiddenSize, pairs = c.ResolvedRotaryDim / 2;
+        var s = _scratch;
+        s.Ensure(n, c);
+        int start = cache.Length;
+
+        for (int t = 0; t < n; t++)
+        {
+            var x = s.X.AsSpan(t * d, d);
+            Embeddings.Lookup(_weights.Embedding, tokens[t], x);
+            if (c.EmbeddingScale != 1f)
+                TensorPrimitives.Multiply(x, c.EmbeddingScale, x);
+            if (_weights.PositionEmbedding is { } positions)
+            {
+                var row = s.Normed.AsSpan(0, d);
+                Embeddings.Lookup(positions, start + t + c.PositionOffset, row);
+                TensorPrimitives.Add(x, row, x);
+            }
+            if (_weights.EmbeddingNorm is { } embeddingNorm)
+                Norm(x, embeddingNorm, x);
+            _rope?.ComputeAngles(start + t, s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
+        }
+
+        for (int l = 0; l < _weights.Layers.Length; l++)
+        {
+            var layer = _weights.Layers[l];
+            NormRows(s.X, layer.AttentionNorm, n, s.Normed);
+            Attention(l, layer, cache, start, n);
+            if (layer.PostAttentionNorm is { } postAttention)
+                NormRows(s.Attended, postAttention, n, s.Attended);
+
+            switch (c.Residual)
+            {
+                case ResidualKind.Sequential:
+                    AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
+                    NormRows(s.X, layer.FeedForwardNorm!, n, s.Normed);
+                    FeedForward(l, layer, n);
+                    break;
+                case ResidualKind.ParallelSharedNorm:
+                    FeedForward(l, layer, n);
+                    AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
+                    break;
+                case ResidualKind.ParallelTwoNorms:
+                    NormRows(s.X, layer.FeedForwardNorm!, n, s.Normed);
+                    FeedForward(l, layer, n);
+                    AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
+                    break;
+            }
+            if (layer.PostFeedForwardNorm is { } postFeedForward)
+                NormRows(s.FedForward, postFeedForward, n, s.FedForward);
+            AddScaled(s.X, s.FedForward, n * d, c.ResidualScale);
+        }
+
+        cache.Length = start + n;
+        if (!wantLogits && !allPositions)
+            return;
+
+        int first = allPositions ? 0 : n - 1, rows = n - first, vocab = c.VocabSize;
+        for (int t = first; t < n; t++)
+            Norm(s.X.AsSpan(t * d, d), _weights.FinalNorm, s.Normed.AsSpan((t - first) * d, d));
+        MatMul.Multiply(_pool, s.Normed, rows, _weights.Output.Weight, logits);
+        var all = logits[..(rows * vocab)];
+        if (_weights.Output.Bias is { } headBias)
+        {
+            for (int t = 0; t < rows; t++)
+                TensorPrimitives.Add(all.Slice(t * vocab, vocab), headBias, all.Slice(t * vocab, vocab));
+        }
+        if (c.LogitScale != 1f)
+            TensorPrimitives.Multiply(all, c.LogitScale, all);
+        if (c.FinalLogitSoftCap > 0)
+            Activations.SoftCap(all, c.FinalLogitSoftCap);
+    }
+
+    /// <summary>s.Normed (n × hidden) → s.Attended: projections, q/k norms, rotation, cache append, attention, output projection.</summary>
+    private void Attention(int l, DecoderLayer layer, KvCache cache, int start, int n)
+    {
+        var c = _config;
+        var s = _scratch;
+        int d = c.HiddenSize, headDim = c.ResolvedHeadDim, heads = c.HeadsOf(l), kvHeads = c.KvHeadsOf(l);
+        int q = heads * headDim, kv = kvHeads * headDim, pairs = c.ResolvedRotaryDim / 2;
+
+        if (layer.Qkv is { } qkv)
+        {
+            int width = q + 2 * kv;
+            Project(s.Normed, n, qkv, s.Qkv);
+            for (int t = 0; t < n; t++)
+            {
+                var row = s.Qkv.AsSpan(t * width, width);
+                if (_fusedQkvLayout == QkvLayout.Concatenated)
+                {
+                    row[..q].CopyTo(s.Q.AsSpan(t * q, q));
+                    row.Slice(q, kv).CopyTo(s.K.AsSpan(t * kv, kv));
+                    row.Slice(q + kv, kv).CopyTo(s.V.AsSpan(t * kv, kv));
+                }
+                else
+                {
+                    // [head][q, k, v][headDim] (multi-head attention only: heads == kvHeads)
+                    for (int h = 0; h < heads; h++)
+                    {
+                        row.Slice(3 * h * headDim, headDim).CopyTo(s.Q.AsSpan(t * q + h * headDim, headDim));
+                        row.Slice((3 * h + 1) * headDim, headDim).CopyTo(s.K.AsSpan(t * kv + h * headDim, headDim));
+                        row.Slice((3 * h + 2) * headDim, headDim).CopyTo(s.V.AsSpan(t * kv + h * headDim, headDim));
+                    }
+                }
+            }
+        }
+        else
+        {
+            Project(s.Normed, n, layer.Query!, s.Q);
+            Project(s.Normed, n, layer.Key!, s.K);
+            Project(s.Normed, n, layer.Value!, s.V);
+        }
+
+        if (c.ClipQkv > 0)
+        {
+            TensorPrimitives.Clamp(s.Q.AsSpan(0, n * q), -c.ClipQkv, c.ClipQkv, s.Q.AsSpan(0, n * q));
+            TensorPrimitives.Clamp(s.K.AsSpan(0, n * kv), -c.ClipQkv, c.ClipQkv, s.K.AsSpan(0, n * kv));
+            TensorPrimitives.Clamp(s.V.AsSpan(0, n * kv), -c.ClipQkv, c.ClipQkv, s.V.AsSpan(0, n * kv));
+        }
+        if (layer.QueryNorm is { } queryNorm)
+        {
+            for (int i = 0; i < n * heads; i++)
+                Norm(s.Q.AsSpan(i * headDim, headDim), queryNorm, s.Q.AsSpan(i * headDim, headDim));
+            for (int i = 0; i < n * kvHeads; i++)
+                Norm(s.K.AsSpan(i * headDim, headDim), layer.KeyNorm!, s.K.AsSpan(i * headDim, headDim));
+        }
+
+        float[] keys = cache.Keys(l), values = cache.Values(l);
+        for (int t = 0; t < n; t++)
+        {
+            if (_rope is { } rope)
+            {
+                var cos = s.Cos.AsSpan(t * pairs, pairs);
+                var sin = s.Sin.AsSpan(t * pairs, pairs);
+                rope.Apply(s.Q.AsSpan(t * q, q), heads, cos, sin);
+                rope.Apply(s.K.AsSpan(t * kv, kv), kvHeads, cos, sin);
+            }
+            s.K.AsSpan(t * kv, kv).CopyTo(keys.AsSpan((start + t) * _kvStride));
+            s.V.AsSpan(t * kv, kv).CopyTo(values.AsSpan((start + t) * _kvStride));
+        }
+
+        var options = new AttentionOptions(c.ResolvedAttentionScale, c.AttentionSoftCap, _alibiSlopes, c.WindowOf(l));
+        s.Attention.Run(_pool, s.Q, keys, values, s.AttentionOut, n, start, heads, kvHeads, headDim, _kvStride, options);
+        Project(s.AttentionOut, n, layer.Output, s.Attended);
+    }
+
+    /// <summary>s.Normed (n × hidden) → s.FedForward.</summary>
+    private void FeedForward(int l, DecoderLayer layer, int n)
+    {
+        var c = _config;
+        var s = _scratch;
+        int f = c.FeedForwardOf(l);
+        if (!c.GatedFeedForward)
+        {
+            Project(s.Normed, n, layer.Up, s.Gate);
+            Activations.Apply(c.Activation, s.Gate.AsSpan(0, n * f));
+        }
+        else
+        {
+            if (layer.FusedGateUp)
+            {
+                Project(s.Normed, n, layer.Up, s.Qkv);
+                for (int t = 0; t < n; t++)
+                {
+                    s.Qkv.AsSpan(t * 2 * f, f).CopyTo(s.Gate.AsSpan(t * f, f));
+                    s.Qkv.AsSpan(t * 2 * f + f, f).CopyTo(s.Up.AsSpan(t * f, f));
+                }
+            }
+            else
+            {
+                Project(s.Normed, n, layer.Gate!, s.Gate);
+                Project(s.Normed, n, layer.Up, s.Up);
+            }
+            var gate = s.Gate.AsSpan(0, n * f);
+            var up = s.Up.AsSpan(0, n * f);
+            switch (c.Activation)
+            {
+                case ActivationKind.Silu:
+                    Activations.SwiGlu(gate, up);
+                    break;
+                case ActivationKind.GeluTanh:
+                    Activations.GeGluTanh(gate, up);
+                    break;
+                default:
+                    Activations.Apply(c.Activation, gate);
+                    TensorPrimitives.Multiply(gate, up, gate);
+                    break;
+            }
+        }
+        Project(s.Gate, n, layer.Down, s.FedForward);
+    }
+
+    private void Project(float[] input, int n, Linear linear, float[] output)
+    {
+        MatMul.Multiply(_pool, input, n, linear.Weight, output);
+        if (linear.Bias is { } bias)
+        {
+            int rows = bias.Length;
+            for (int t = 0; t < n; t++)
+                TensorPrimitives.Add(output.AsSpan(t * rows, rows), bias, output.AsSpan(t * rows, rows));
+        }
+    }
+
+    private void NormRows(float[] input, NormWeights norm, int n, float[] output)
+    {
+        int d = _config.HiddenSize;
+        for (int t = 0; t < n; t++)
+            Norm(input.AsSpan(t * d, d), norm, output.AsSpan(t * d, d));
+    }
+
+    private void Norm(ReadOnlySpan<float> x, NormWeights norm, Span<float> y)
+    {
+        if (_config.Norm == NormKind.RmsNorm)
+        {
+            Normalization.RmsNorm(x, norm.Weight, _config.NormEpsilon, y);
+            if (norm.Bias is { } bias)
+                TensorPrimitives.Add(y[..x.Length], bias, y);
+        }
+        else
+        {
+            Normalization.LayerNorm(x, norm.Weight, norm.Bias, _config.NormEpsilon, y);
+        }
+    }
+
+    private static void AddScaled(float[] x, float[] y, int count, float scale)
+    {
+        if (scale == 1f)
+            TensorPrimitives.Add(x.AsSpan(0, count), y.AsSpan(0, count), x.AsSpan(0, count));
+        else
+            TensorPrimitives.MultiplyAdd(y.AsSpan(0, count), scale, x.AsSpan(0, count), x.AsSpan(0, count));
+    }
+
+    public override void Dispose()
+    {
+        _binder.Dispose();
+        _source.Dispose();
+        base.Dispose();
+    }
+}
+
+/// <summary>Activation buffers for one forward batch, grown on demand and reused, so decoding allocates nothing per token.</summary>
+internal sealed class DecoderScratch
+{
+    /// <summary>Tokens per forward batch during prefill; longer prompts run in several batches.</summary>
+    public const int MaxBatch = 64;
+
+    private int _tokens = -1;
+
+    public float[] X = [], Normed = [], Qkv = [], Q = [], K = [], V = [], AttentionOut = [], Attended = [], FedForward = [], Gate = [], Up = [], Cos = [], Sin = [];
+
+    public CausalAttention Attention { get; } = new();
+
+    public void Ensure(int tokens, DecoderConfig c)
+    {
+        if (tokens <= _tokens)
+            return;
+        int capacity = Math.Max(tokens, Math.Min(MaxBatch, Math.Max(_tokens * 2, 1)));
+        int headDim = c.ResolvedHeadDim, q = 0, kv = 0, f = 0;
+        for (int l = 0; l < c.LayerCount; l++)
+        {
+            q = Math.Max(q, c.HeadsOf(l) * headDim);
+            kv = Math.Max(kv, c.KvHeadsOf(l) * headDim);
+            f = Math.Max(f, c.FeedForwardOf(l));
+        }
+        int d = c.HiddenSize, pairs = c.ResolvedRotaryDim / 2;
+        X = new float[capacity * d];
+        Normed = new float[capacity * d];
+        Qkv = new float[capacity * Math.Max(q + 2 * kv, 2 * f)];
+        Q = new float[capacity * q];
+        K = new float[capacity * kv];
+        V = new float[capacity * kv];
+        AttentionOut = new float[capacity * q];
+        Attended = new float[capacity * d];
+        FedForward = new float[capacity * d];
+        Gate = new float[capacity * f];
+        Up = new float[capacity * f];
+        Cos = new float[capacity * pairs];
+        Sin = new float[capacity * pairs];
+        _tokens = capacity;
+    }
+}

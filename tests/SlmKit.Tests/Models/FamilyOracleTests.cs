@@ -1,0 +1,123 @@
+using SlmKit.Inference;
+using SlmKit.Models;
+using SlmKit.Tensors;
+
+namespace SlmKit.Tests.Models;
+
+/// <summary>
+/// Every family with a llama.cpp architecture against llama.cpp on random models written by our GGUF writer, and the
+/// Hugging Face twin of each model against its GGUF.
+/// </summary>
+public sealed class FamilyOracleTests : IDisposable
+{
+    private readonly string _folder = Directory.CreateTempSubdirectory("slmkit-family-").FullName;
+
+    public static IEnumerable<RandomDecoderSpec> AllSpecs() =>
+    [
+        new("qwen2", "gqa-untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 11) { RopeTheta = 1000000f },
+        new("qwen2", "tied-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 2, HeadDim: 16, Ffn: 192, Vocab: 400, Tied: true, Type: GgmlType.F16, Seed: 12),
+        new("qwen", "fused-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 96, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 13),
+        new("gemma", "headdim32-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 1, HeadDim: 32, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 21),
+        new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: 320, Tied: true, Type: GgmlType.F32, Seed: 31) { SlidingWindow = 16 },
+        new("phi2", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 41) { RotaryDim = 6 },
+        new("phi2", "partial-f16", Dim: 128, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 32, Ffn: 256, Vocab: 500, Tied: false, Type: GgmlType.F16, Seed: 42) { RotaryDim = 12 },
+        new("phi3", "fused-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 160, Vocab: 320, Tied: false, Type: GgmlType.F32, Seed: 51),
+        new("stablelm", "sequential-qkvbias-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 61) { RotaryDim = 4, Parallel = false, Biases = true },
+        new("stablelm", "parallel-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 62) { RotaryDim = 8, Parallel = true },
+        new("gptneox", "parallel-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 71) { RotaryDim = 4 },
+        new("gptneox", "sequential-f16", Dim: 96, Layers: 2, Heads: 3, KvHeads: 3, HeadDim: 32, Ffn: 384, Vocab: 400, Tied: false, Type: GgmlType.F16, Seed: 72) { RotaryDim = 8, Parallel = false },
+        new("gpt2", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 81) { Context = 128 },
+        new("olmo", "clip-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 91) { ClipQkv = 0.6f },
+        new("olmo", "untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 92),
+        new("minicpm", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 101),
+        new("nemotron", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 111) { RotaryDim = 8 },
+        new("bloom", "heads6-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 384, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 121),
+    ];
+
+    public static TheoryData<RandomDecoderSpec> Specs => new(AllSpecs());
+
+    private static int[] RandomTokens(int count, int vocab, int seed)
+    {
+        var random = new Random(seed);
+        var tokens = new int[count];
+        tokens[0] = 1;
+        for (int i = 1; i < count; i++)
+            tokens[i] = random.Next(3, vocab);
+        return tokens;
+    }
+
+    private static float[] OurLogits(string path, int[] tokens)
+    {
+        using var model = ModelLoader.Load(path);
+        var cache = model.CreateCache(tokens.Length);
+        var logits = new float[tokens.Length * model.VocabSize];
+        model.Forward(cache, tokens, logits, allPositions: true);
+        return logits;
+    }
+
+    private static double Tolerance(RandomDecoderSpec spec) => spec.Type == GgmlType.F16 ? 1e-2 : 1e-3;
+
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void Logits_of_every_position_match_llama_cpp(RandomDecoderSpec spec)
+    {
+        string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
+        int[] tokens = RandomTokens(64, spec.Vocab, spec.Seed);
+        float[] expected = LlamaCppForward.Logits(path, tokens);
+        float[] actual = OurLogits(path, tokens);
+        Assert.Equal(expected.Length, actual.Length);
+
+        double scale = expected.Max(Math.Abs);
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+        Assert.True(scale > 1, $"logit scale {scale} too small for a meaningful comparison");
+        Assert.True(worst <= Tolerance(spec) * scale, $"max |Δlogit| = {worst:G4} exceeds {Tolerance(spec)} × scale {scale:G4}");
+    }
+
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void Greedy_continuations_are_identical_to_llama_cpp(RandomDecoderSpec spec)
+    {
+        string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
+        int[] prompt = RandomTokens(8, spec.Vocab, spec.Seed + 100);
+        int[] expected = LlamaCppForward.Greedy(path, prompt, 32);
+
+        using var model = ModelLoader.Load(path);
+        Assert.Equal(spec.Family, model.Info.Family);
+        var cache = model.CreateCache(prompt.Length + 32);
+        var logits = new float[model.VocabSize];
+        model.Forward(cache, prompt, logits, allPositions: false);
+        var actual = new int[32];
+        for (int i = 0; i < 32; i++)
+        {
+            actual[i] = Sampler.ArgMax(logits);
+            model.Forward(cache, [actual[i]], logits, allPositions: false);
+        }
+        Assert.Equal(expected, actual);
+    }
+
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void The_hugging_face_twin_gives_the_same_logits_as_the_gguf(RandomDecoderSpec spec)
+    {
+        var random = new RandomDecoder(spec);
+        string gguf = random.WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
+        string hf = random.WriteHuggingFace(Path.Combine(_folder, spec.Name + "-hf"));
+        int[] tokens = RandomTokens(40, spec.Vocab, spec.Seed + 7);
+        float[] expected = OurLogits(gguf, tokens);
+        float[] actual = OurLogits(hf, tokens);
+        double scale = expected.Max(Math.Abs);
+        for (int i = 0; i < expected.Length; i++)
+            Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
+
+        foreach (string path in new[] { gguf, hf })
+        {
+            using var model = (DecoderModel)ModelLoader.Load(path);
+            Assert.Equal(spec.Family, model.Info.Family);
+            Assert.Equal(model.Config.ParameterCount(), model.Info.ParameterCount);
+        }
+    }
+
+    public void Dispose() => Directory.Delete(_folder, recursive: true);
+}
