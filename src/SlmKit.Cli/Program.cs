@@ -23,6 +23,7 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Create(console));
         root.Subcommands.Add(LogitsCommand.Create(console));
         root.Subcommands.Add(TokenizerCommand.Create(console));
+        root.Subcommands.Add(TrainCommand.Create(console));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)

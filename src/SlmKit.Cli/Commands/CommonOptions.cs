@@ -5,11 +5,13 @@ namespace SlmKit.Cli.Commands;
 /// <summary>Options several commands share, so each means the same everywhere.</summary>
 internal static class CommonOptions
 {
-    public static Option<string> Model(bool required = true) => new("--model", "-m")
+    public static Option<string> Model() => new("--model", "-m")
     {
-        Description = "Model: a .gguf file, a Hugging Face folder, or a llama2.c .bin (with --tokenizer)",
-        Required = required,
+        Description = "Model: a .gguf file, a Hugging Face folder, or a llama2.c .bin (with --tokenizer); default: the built-in TinyStories model",
     };
+
+    /// <summary>The --model value, or the built-in default model when none was given.</summary>
+    public static string ModelPath(string? given) => given ?? DefaultModel.Path();
 
     public static Option<string?> Tokenizer() => new("--tokenizer")
     {

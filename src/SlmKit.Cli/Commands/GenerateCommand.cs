@@ -46,7 +46,7 @@ internal static class GenerateCommand
                 StopStrings = result.GetValue(stop) ?? [],
             };
             options.Validate();
-            using var slm = SlmModel.Load(result.GetValue(model)!, CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), result.GetValue(context)));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), result.GetValue(context)));
             foreach (string piece in slm.GenerateStreaming(result.GetValue(prompt) ?? "", options))
             {
                 console.Out.Write(piece);

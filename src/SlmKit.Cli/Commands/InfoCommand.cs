@@ -13,7 +13,8 @@ internal static class InfoCommand
         var command = new Command("info", "Show a model's architecture, size, dtypes, context, vocabulary and tokenizer") { model, tokenizer, json };
         command.SetAction(result =>
         {
-            using var slm = SlmModel.Load(result.GetValue(model)!, CommonOptions.ModelOptions(result.GetValue(tokenizer), threads: 1));
+            string modelPath = CommonOptions.ModelPath(result.GetValue(model));
+            using var slm = SlmModel.Load(modelPath, CommonOptions.ModelOptions(result.GetValue(tokenizer), threads: 1));
             var info = slm.Info;
             var tok = slm.Tokenizer;
             if (result.GetValue(json))
@@ -21,7 +22,7 @@ internal static class InfoCommand
                 console.Out.WriteLine(JsonOutput.Write(w =>
                 {
                     w.WriteStartObject();
-                    w.WriteString("path", Path.GetFullPath(result.GetValue(model)!));
+                    w.WriteString("path", Path.GetFullPath(modelPath));
                     w.WriteString("format", info.SourceFormat);
                     w.WriteString("architecture", info.Architecture);
                     w.WriteString("family", info.Family);

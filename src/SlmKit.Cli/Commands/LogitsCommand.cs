@@ -31,7 +31,7 @@ internal static class LogitsCommand
             if (topK is <= 0)
                 throw new SlmKitException($"--top must be positive (got {topK})");
 
-            using var slm = SlmModel.Load(result.GetValue(model)!, CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), Math.Max(ids.Length, 1)));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), Math.Max(ids.Length, 1)));
             float[] logits = slm.ComputeLogits(ids);
             int vocab = slm.Model.VocabSize;
             if (outPath is not null)

@@ -9,8 +9,7 @@ internal static class TokenizeCommand
     {
         var model = new Option<string>("--model", "-m")
         {
-            Description = "A model (GGUF, Hugging Face folder, llama2.c .bin with --tokenizer), a folder holding only tokenizer files, or a vocab-only GGUF",
-            Required = true,
+            Description = "A model (GGUF, Hugging Face folder, llama2.c .bin with --tokenizer), a folder holding only tokenizer files, or a vocab-only GGUF; default: the built-in model",
         };
         var tokenizer = CommonOptions.Tokenizer();
         var text = new Option<string>("--text") { Description = "Text to tokenize", Required = true };
@@ -19,7 +18,7 @@ internal static class TokenizeCommand
         var command = new Command("tokenize", "Print the token ids and pieces of a text") { model, tokenizer, text, noSpecial, json };
         command.SetAction(result =>
         {
-            string modelPath = result.GetValue(model)!;
+            string modelPath = CommonOptions.ModelPath(result.GetValue(model));
             var tok = SlmModel.LoadTokenizerFor(modelPath, result.GetValue(tokenizer));
             bool special = !result.GetValue(noSpecial);
             int[] ids = tok.Encode(result.GetValue(text)!, addSpecial: special, parseSpecial: special);

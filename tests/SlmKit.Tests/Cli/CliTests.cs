@@ -30,6 +30,19 @@ public sealed class CliTests : IDisposable
     }
 
     [Fact]
+    public void Generate_without_a_model_uses_the_built_in_tinystories_model()
+    {
+        var (code, output, error) = Run("generate", "--prompt", "Once upon a time", "--max-tokens", "30", "--seed", "7");
+        Assert.True(code == 0, error);
+        Assert.True(output.Trim().Length > 10, $"generated only '{output}'");
+        var (infoCode, info, _) = Run("info", "--json");
+        Assert.Equal(0, infoCode);
+        using var json = JsonDocument.Parse(info);
+        Assert.Equal("llama", json.RootElement.GetProperty("architecture").GetString());
+        Assert.True(json.RootElement.GetProperty("parameters").GetInt64() * 4 <= 8 * 1024 * 1024, "the default model's weights must stay within 8 MB");
+    }
+
+    [Fact]
     public void Info_json_names_the_architecture_size_and_tokenizer()
     {
         var (code, output, _) = Run("info", "--model", Stories("stories260K.gguf"), "--json");
