@@ -37,7 +37,7 @@ public sealed partial class Tape<T>
                 T[] gx = GradFor(x, out bool fresh);
                 ParallelRange.ForChunks(rows, 16, ThreadCount, (s, e) =>
                 {
-                    Span<T> gw = new T[dim];
+                    Span<T> weighted = new T[dim];
                     for (int r = s; r < e; r++)
                     {
                         ReadOnlySpan<T> row = xv.AsSpan(r * dim, dim);
@@ -45,11 +45,11 @@ public sealed partial class Tape<T>
                         Span<T> dx = gx.AsSpan(r * dim, dim);
                         T inv = rstd[r];
                         // g = dy ⊙ w;  dx = inv·g − x·inv³·(g·x)/dim
-                        TensorPrimitives.Multiply(dy, wv, gw);
-                        T coefficient = TensorPrimitives.Dot<T>(gw, row) * inv * inv * inv / dimT;
+                        TensorPrimitives.Multiply(dy, wv, weighted);
+                        T coefficient = TensorPrimitives.Dot<T>(weighted, row) * inv * inv * inv / dimT;
                         for (int i = 0; i < dim; i++)
                         {
-                            T d = inv * gw[i] - coefficient * row[i];
+                            T d = inv * weighted[i] - coefficient * row[i];
                             dx[i] = fresh ? d : dx[i] + d;
                         }
                     }

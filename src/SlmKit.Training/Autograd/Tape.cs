@@ -106,7 +106,7 @@ public sealed partial class Tape<T> where T : unmanaged, IFloatingPointIeee754<T
             return existing;
         }
         fresh = true;
-        T[] grad = Borrow(v.Length);
+        T[] grad = v.IsTapeOutput ? Borrow(v.Length) : new T[v.Length];
         v.Grad = grad;
         return grad;
     }
@@ -123,7 +123,7 @@ public sealed partial class Tape<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary>Makes an operation's output and, when any input needs a gradient, records its backward closure.</summary>
     internal Variable<T> Output(T[] value, int[] shape, bool requiresGrad, Action<Variable<T>>? backward)
     {
-        var output = new Variable<T>(value, shape, requiresGrad);
+        var output = new Variable<T>(value, shape, requiresGrad) { IsTapeOutput = true };
         if (requiresGrad && backward is not null)
         {
             _backward.Add(() =>

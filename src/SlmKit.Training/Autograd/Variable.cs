@@ -42,4 +42,10 @@ public sealed class Variable<T> where T : unmanaged, IFloatingPointIeee754<T>
 
     /// <summary>The gradient of the loss with respect to <see cref="Value"/>, or null when none has flowed here yet.</summary>
     public T[]? Grad { get; internal set; }
+
+    /// <summary>
+    /// True for outputs of tape operations, whose arrays (value and gradient) go back to the tape's pool on reset.
+    /// Leaves get a gradient array of their own, so it stays valid after the tape is reset.
+    /// </summary>
+    internal bool IsTapeOutput { get; init; }
 }

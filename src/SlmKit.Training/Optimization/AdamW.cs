@@ -14,6 +14,7 @@ public sealed class AdamW<T> : IOptimizer<T> where T : unmanaged, IFloatingPoint
     private readonly bool[] _decay;
     private readonly T[][] _m;
     private readonly T[][] _v;
+    private readonly int _threads;
 
     /// <summary>Creates the optimizer with PyTorch's defaults unless told otherwise.</summary>
     /// <param name="parameters">What to update.</param>
@@ -22,9 +23,12 @@ public sealed class AdamW<T> : IOptimizer<T> where T : unmanaged, IFloatingPoint
     /// <param name="epsilon">Added to the root of the second moment.</param>
     /// <param name="weightDecay">Decoupled decay λ (per unit learning rate).</param>
     /// <param name="decays">Which parameters decay; default: those of kind <see cref="ParameterKind.Weight"/>.</param>
+    /// <param name="threadCount">Threads for the update (0: one per core).</param>
     public AdamW(IReadOnlyList<Parameter<T>> parameters, double beta1 = 0.9, double beta2 = 0.999, double epsilon = 1e-8,
-        double weightDecay = 0.01, Func<Parameter<T>, bool>? decays = null)
+        double weightDecay = 0.01, Func<Parameter<T>, bool>? decays = null, int threadCount = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(threadCount);
+        _threads = threadCount == 0 ? Environment.ProcessorCount : threadCount;
         ArgumentNullException.ThrowIfNull(parameters);
         if (beta1 is < 0 or >= 1 || beta2 is < 0 or >= 1 || epsilon < 0 || weightDecay < 0)
             throw new ArgumentOutOfRangeException(nameof(parameters), $"AdamW needs 0 ≤ β < 1, ε ≥ 0 and λ ≥ 0 (got β₁ {beta1}, β₂ {beta2}, ε {epsilon}, λ {weightDecay})");
@@ -88,7 +92,7 @@ public sealed class AdamW<T> : IOptimizer<T> where T : unmanaged, IFloatingPoint
             T[] p = _parameters[index].Value, g = _parameters[index].Grad, m = _m[index], v = _v[index];
             T decayFactor = T.CreateChecked(_decay[index] ? 1 - learningRate * WeightDecay : 1);
             var coefficients = new Coefficients(b1, b2, oneMinusB1, oneMinusB2, decayFactor, stepSize, inverseRootC2, eps);
-            ParallelRange.ForChunks(p.Length, 65536, Environment.ProcessorCount, (s, e) => Update(p, g, m, v, s, e, coefficients));
+            ParallelRange.ForChunks(p.Length, 65536, _threads, (s, e) => Update(p, g, m, v, s, e, coefficients));
         }
     }
 

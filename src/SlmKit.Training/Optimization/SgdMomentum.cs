@@ -10,14 +10,18 @@ public sealed class SgdMomentum<T> : IOptimizer<T> where T : unmanaged, IFloatin
 {
     private readonly Parameter<T>[] _parameters;
     private readonly T[][] _buffers;
+    private readonly int _threads;
 
     /// <summary>Creates the optimizer.</summary>
     /// <param name="parameters">What to update.</param>
     /// <param name="momentum">Momentum μ (0 for plain SGD).</param>
     /// <param name="weightDecay">L2 penalty λ added to the gradient.</param>
     /// <param name="nesterov">Use Nesterov momentum.</param>
-    public SgdMomentum(IReadOnlyList<Parameter<T>> parameters, double momentum = 0.9, double weightDecay = 0, bool nesterov = false)
+    /// <param name="threadCount">Threads for the update (0: one per core).</param>
+    public SgdMomentum(IReadOnlyList<Parameter<T>> parameters, double momentum = 0.9, double weightDecay = 0, bool nesterov = false, int threadCount = 0)
     {
+        ArgumentOutOfRangeException.ThrowIfNegative(threadCount);
+        _threads = threadCount == 0 ? Environment.ProcessorCount : threadCount;
         ArgumentNullException.ThrowIfNull(parameters);
         if (momentum is < 0 or >= 1 || weightDecay < 0)
             throw new ArgumentOutOfRangeException(nameof(momentum), $"SGD needs 0 ≤ μ < 1 and λ ≥ 0 (got μ {momentum}, λ {weightDecay})");
@@ -60,7 +64,7 @@ public sealed class SgdMomentum<T> : IOptimizer<T> where T : unmanaged, IFloatin
         for (int index = 0; index < _parameters.Length; index++)
         {
             T[] p = _parameters[index].Value, g = _parameters[index].Grad, b = _buffers[index];
-            ParallelRange.ForChunks(p.Length, 65536, Environment.ProcessorCount, (s, e) =>
+            ParallelRange.ForChunks(p.Length, 65536, _threads, (s, e) =>
             {
                 for (int i = s; i < e; i++)
                 {
