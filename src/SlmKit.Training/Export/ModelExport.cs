@@ -2,6 +2,7 @@ using System.Globalization;
 using System.Runtime.InteropServices;
 using System.Text;
 using SlmKit.Formats;
+using SlmKit.Models;
 using SlmKit.Tensors;
 using SlmKit.Tokenizers;
 
@@ -46,10 +47,12 @@ public static class ModelExport
         var entries = new List<SafeTensorEntry>();
         foreach (var (name, shape, values) in parameters)
         {
-            float[] data = name.EndsWith(".attn_q.weight", StringComparison.Ordinal) ? RotaryPermutation.ToHuggingFaceOrder(values, config.HeadCount, config.HeadDim)
-                : name.EndsWith(".attn_k.weight", StringComparison.Ordinal) ? RotaryPermutation.ToHuggingFaceOrder(values, config.KvHeadCount, config.HeadDim)
-                : values;
-            entries.Add(new SafeTensorEntry(HuggingFaceName(name), GgmlType.F32, Array.ConvertAll(shape, d => (long)d), MemoryMarshal.AsBytes(data.AsSpan()).ToArray()));
+            var bytes = MemoryMarshal.AsBytes(values.AsSpan());
+            byte[] data = name.EndsWith(".attn_q.weight", StringComparison.Ordinal) ? RotaryRowOrder.ToHuggingFace(bytes, config.HeadCount, config.HeadDim)
+                : name.EndsWith(".attn_k.weight", StringComparison.Ordinal) ? RotaryRowOrder.ToHuggingFace(bytes, config.KvHeadCount, config.HeadDim)
+                : bytes.ToArray();
+            string hfName = Llama.HuggingFaceName(name) ?? throw new SlmKitException($"tensor '{name}' has no Hugging Face Llama name");
+            entries.Add(new SafeTensorEntry(hfName, GgmlType.F32, Array.ConvertAll(shape, d => (long)d), data));
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries, new Dictionary<string, string> { ["format"] = "pt" });
 
@@ -95,67 +98,5 @@ public static class ModelExport
                     File.Copy(source, Path.Combine(folder, file), overwrite: true);
             }
         }
-    }
-
-    /// <summary>transformers' name for a GGUF llama tensor name.</summary>
-    public static string HuggingFaceName(string gguf)
-    {
-        switch (gguf)
-        {
-            case "token_embd.weight": return "model.embed_tokens.weight";
-            case "output_norm.weight": return "model.norm.weight";
-            case "output.weight": return "lm_head.weight";
-        }
-        string[] parts = gguf.Split('.');
-        if (parts.Length != 4 || parts[0] != "blk")
-            throw new SlmKitException($"tensor '{gguf}' has no Hugging Face Llama name");
-        string hf = parts[2] switch
-        {
-            "attn_norm" => "input_layernorm",
-            "attn_q" => "self_attn.q_proj",
-            "attn_k" => "self_attn.k_proj",
-            "attn_v" => "self_attn.v_proj",
-            "attn_output" => "self_attn.o_proj",
-            "ffn_norm" => "post_attention_layernorm",
-            "ffn_gate" => "mlp.gate_proj",
-            "ffn_up" => "mlp.up_proj",
-            "ffn_down" => "mlp.down_proj",
-            _ => throw new SlmKitException($"tensor '{gguf}' has no Hugging Face Llama name"),
-        };
-        return $"model.layers.{parts[1]}.{hf}.weight";
-    }
-}
-
-/// <summary>
-/// transformers stores q/k rows so that RoPE rotates dimension i with i + d/2 ("rotate_half"); GGUF and llama2.c
-/// rotate adjacent pairs (2i, 2i+1). Within each head, GGUF row 2i+j is transformers row j·d/2 + i.
-/// </summary>
-public static class RotaryPermutation
-{
-    public static float[] ToHuggingFaceOrder(float[] gguf, int heads, int headDim) => Permute(gguf, heads, headDim, toHuggingFace: true);
-
-    public static float[] ToGgufOrder(float[] huggingFace, int heads, int headDim) => Permute(huggingFace, heads, headDim, toHuggingFace: false);
-
-    private static float[] Permute(float[] source, int heads, int headDim, bool toHuggingFace)
-    {
-        int rows = heads * headDim;
-        if (source.Length % rows != 0)
-            throw new SlmKitException($"a q/k matrix of {source.Length} values does not split into {heads} heads of {headDim} rows");
-        int cols = source.Length / rows, half = headDim / 2;
-        var result = new float[source.Length];
-        for (int h = 0; h < heads; h++)
-        {
-            for (int i = 0; i < half; i++)
-            {
-                for (int j = 0; j < 2; j++)
-                {
-                    int ggufRow = h * headDim + 2 * i + j;
-                    int hfRow = h * headDim + j * half + i;
-                    (int from, int to) = toHuggingFace ? (ggufRow, hfRow) : (hfRow, ggufRow);
-                    Array.Copy(source, (long)from * cols, result, (long)to * cols, cols);
-                }
-            }
-        }
-        return result;
     }
 }
