@@ -180,7 +180,123 @@ public sealed class LlamaModel : LanguageModel
         }
     }
 
-    private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits)
+    public override bool SupportsHiddenStates => true;
+
+    public override void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        int dim = _config.HiddenSize;
+        CheckTokens(tokens);
+        if (tokens.IsEmpty)
+            throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (cache.Length + tokens.Length > cache.Capacity)
+            throw new SlmKitException($"the context is full: {cache.Length} + {tokens.Length} tokens exceed the context size {cache.Capacity}");
+        if (hidden.Length < tokens.Length * dim)
+            throw new ArgumentException("hidden-state buffer too small", nameof(hidden));
+        lock (_forwardLock)
+        {
+            for (int start = 0; start < tokens.Length; start += TransformerScratch.MaxBatch)
+            {
+                int count = Math.Min(TransformerScratch.MaxBatch, tokens.Length - start);
+                ForwardBatch(cache, tokens.Slice(start, count), default, allPositions: false, wantLogits: false, hidden.Slice(start * dim, count * dim));
+            }
+        }
+    }
+
+    /// <summary>
+    /// One decoding step for many sequences: the weight matrices are read once for all of them (the same matmuls as a
+    /// prefill of that many tokens); only attention runs per sequence, against its own cache.
+    /// </summary>
+    public override void ForwardBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        int vocab = _config.VocabSize;
+        if (tokens.Length != caches.Count)
+            throw new ArgumentException($"{caches.Count} caches but {tokens.Length} tokens", nameof(tokens));
+        if (logits.Length < caches.Count * vocab)
+            throw new ArgumentException("logits buffer too small", nameof(logits));
+        CheckTokens(tokens);
+        for (int i = 0; i < caches.Count; i++)
+        {
+            if (caches[i].Length >= caches[i].Capacity)
+                throw new SlmKitException($"the context is full: {caches[i].Length} + 1 tokens exceed the context size {caches[i].Capacity}");
+        }
+
+        lock (_forwardLock)
+        {
+            for (int first = 0; first < tokens.Length; first += TransformerScratch.MaxBatch)
+            {
+                int count = Math.Min(TransformerScratch.MaxBatch, tokens.Length - first);
+                DecodeStep(caches, first, tokens.Slice(first, count), logits.Slice(first * vocab, count * vocab));
+            }
+        }
+    }
+
+    private void CheckTokens(ReadOnlySpan<int> tokens)
+    {
+        int vocab = _config.VocabSize;
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)vocab)
+                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
+        }
+    }
+
+    private void DecodeStep(IReadOnlyList<KvCache> caches, int firstCache, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        var c = _config;
+        int n = tokens.Length, dim = c.HiddenSize, headDim = c.ResolvedHeadDim, pairs = headDim / 2;
+        int qDim = c.HeadCount * headDim, kvDim = c.KvHeadCount * headDim, ffn = c.FeedForwardSize;
+        var s = _scratch;
+        s.Ensure(n, dim, qDim, kvDim, ffn, pairs);
+
+        for (int t = 0; t < n; t++)
+        {
+            Embeddings.Lookup(_embedding, tokens[t], s.X.AsSpan(t * dim, dim));
+            _rope.ComputeAngles(caches[firstCache + t].Length, s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
+        }
+
+        for (int l = 0; l < _layers.Length; l++)
+        {
+            var layer = _layers[l];
+            for (int t = 0; t < n; t++)
+                Normalization.RmsNorm(s.X.AsSpan(t * dim, dim), layer.AttentionNorm, c.NormEpsilon, s.Normed.AsSpan(t * dim, dim));
+            MatMul.Multiply(_pool, s.Normed, n, layer.Query, s.Q);
+            MatMul.Multiply(_pool, s.Normed, n, layer.Key, s.K);
+            MatMul.Multiply(_pool, s.Normed, n, layer.Value, s.V);
+
+            for (int t = 0; t < n; t++)
+            {
+                var cache = caches[firstCache + t];
+                var cos = s.Cos.AsSpan(t * pairs, pairs);
+                var sin = s.Sin.AsSpan(t * pairs, pairs);
+                _rope.Apply(s.Q.AsSpan(t * qDim, qDim), c.HeadCount, cos, sin);
+                _rope.Apply(s.K.AsSpan(t * kvDim, kvDim), c.KvHeadCount, cos, sin);
+                s.K.AsSpan(t * kvDim, kvDim).CopyTo(cache.Keys(l).AsSpan(cache.Length * kvDim));
+                s.V.AsSpan(t * kvDim, kvDim).CopyTo(cache.Values(l).AsSpan(cache.Length * kvDim));
+            }
+
+            s.Attention.RunDecode(_pool, s.Q, caches, firstCache, n, l, s.AttentionOut, c.HeadCount, c.KvHeadCount, headDim, 1f / MathF.Sqrt(headDim));
+            MatMul.Multiply(_pool, s.AttentionOut, n, layer.AttentionOutput, s.Projected);
+            AddInPlace(s.X.AsSpan(0, n * dim), s.Projected.AsSpan(0, n * dim));
+
+            for (int t = 0; t < n; t++)
+                Normalization.RmsNorm(s.X.AsSpan(t * dim, dim), layer.FeedForwardNorm, c.NormEpsilon, s.Normed.AsSpan(t * dim, dim));
+            MatMul.Multiply(_pool, s.Normed, n, layer.Gate, s.Gate);
+            MatMul.Multiply(_pool, s.Normed, n, layer.Up, s.Up);
+            Activations.SwiGlu(s.Gate.AsSpan(0, n * ffn), s.Up.AsSpan(0, n * ffn));
+            MatMul.Multiply(_pool, s.Gate, n, layer.Down, s.Projected);
+            AddInPlace(s.X.AsSpan(0, n * dim), s.Projected.AsSpan(0, n * dim));
+        }
+
+        for (int t = 0; t < n; t++)
+        {
+            caches[firstCache + t].Length++;
+            Normalization.RmsNorm(s.X.AsSpan(t * dim, dim), _outputNorm, c.NormEpsilon, s.Normed.AsSpan(t * dim, dim));
+        }
+        MatMul.Multiply(_pool, s.Normed, n, _output, logits);
+    }
+
+    private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits, Span<float> hidden = default)
     {
         var c = _config;
         int n = tokens.Length, dim = c.HiddenSize, headDim = c.ResolvedHeadDim;
@@ -229,6 +345,11 @@ public sealed class LlamaModel : LanguageModel
         }
 
         cache.Length = start + n;
+        if (!hidden.IsEmpty)
+        {
+            for (int t = 0; t < n; t++)
+                Normalization.RmsNorm(s.X.AsSpan(t * dim, dim), _outputNorm, c.NormEpsilon, hidden.Slice(t * dim, dim));
+        }
         if (!wantLogits && !allPositions)
             return;
 
