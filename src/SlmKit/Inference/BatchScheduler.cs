@@ -369,7 +369,16 @@ public sealed class BatchScheduler : IDisposable
         return new TokenLogprob(chosen, TokenText(chosen), logits[chosen] - logZ, alternatives);
     }
 
-    private string TokenText(int id) => id < _tokenizer.VocabSize ? _tokenizer.Decode([id]) : "";
+    /// <summary>The text a token adds in the middle of a sequence (no leading-space stripping; special tokens as their text).</summary>
+    private string TokenText(int id)
+    {
+        if (id >= _tokenizer.VocabSize)
+            return "";
+        var buffer = new System.Buffers.ArrayBufferWriter<byte>(16);
+        bool emitted = true;
+        _tokenizer.AppendPieceBytes(id, skipSpecial: false, ref emitted, buffer);
+        return System.Text.Encoding.UTF8.GetString(buffer.WrittenSpan);
+    }
 
     private int? Finish(Sequence s, FinishReason reason)
     {

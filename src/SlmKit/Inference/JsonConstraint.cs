@@ -114,7 +114,7 @@ internal sealed class JsonConstraint : ITokenConstraint
 {
     public const int MaxListedProperties = 64;
     private const int MaxDepth = 48;
-    private const int MaxWhitespace = 3;
+    private const int MaxWhitespace = 1;
     private const int MaxNumberLength = 24;
 
     private enum Kind : byte { Root, Value, Object, Array, String, Literal, Key, Number }
@@ -257,7 +257,7 @@ internal sealed class JsonConstraint : ITokenConstraint
         _trialDepth = _depth;
     }
 
-    private static bool IsWhitespace(byte b) => b is (byte)' ' or (byte)'\n' or (byte)'\t' or (byte)'\r';
+    private static bool IsWhitespace(byte b) => b == (byte)' ';
 
     private static bool Feed(Frame[] stack, ref int depth, byte b)
     {
