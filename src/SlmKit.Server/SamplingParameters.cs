@@ -4,7 +4,7 @@ namespace SlmKit.Server;
 
 /// <summary>
 /// The sampling fields chat and text completions share. Unset fields keep SlmKit's defaults (llama.cpp's: temperature
-/// 0.8, top-k 40, top-p 0.95, min-p 0.05); <c>top_k</c>, <c>min_p</c> and <c>repeat_penalty</c> are llama.cpp-style
+/// 0.8, top-k 40, top-p 0.95, min-p 0.05); <c>top_k</c>, <c>min_p</c>, <c>repeat_penalty</c> and <c>ignore_eos</c> are llama.cpp-style
 /// extensions.
 /// </summary>
 internal static class SamplingParameters
@@ -33,6 +33,7 @@ internal static class SamplingParameters
             RepetitionPenalty = (float)(body.Number("repeat_penalty", double.Epsilon, 10) ?? 1),
             Seed = seed is long s ? unchecked((ulong)s) : null,
             StopStrings = [.. stops, .. extraStops],
+            StopAtEndOfGeneration = !(body.Bool("ignore_eos") ?? false),
         };
     }
 

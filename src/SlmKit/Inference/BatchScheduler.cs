@@ -303,7 +303,7 @@ public sealed class BatchScheduler : IDisposable
             return Finish(s, FinishReason.Stop);
 
         Span<float> logits = s.Logits;
-        s.Constraint?.Mask(logits);
+        s.Constraint?.Mask(logits, Math.Min(maxTokens - s.Generated, s.Cache!.Capacity - s.Cache.Length + 1));
         float[]? original = null;
         if (s.Request.TopLogprobs >= 0)
         {

@@ -9,8 +9,11 @@ namespace SlmKit.Inference;
 /// <summary>Restricts which tokens may come next, so that generated text follows a grammar.</summary>
 public interface ITokenConstraint
 {
-    /// <summary>Sets the logit of every token that may not come next to negative infinity.</summary>
-    void Mask(Span<float> logits);
+    /// <summary>
+    /// Sets the logit of every token that may not come next to negative infinity. With <paramref name="remainingTokens"/>
+    /// (this one included) the constraint also steers toward a complete text within that many tokens.
+    /// </summary>
+    void Mask(Span<float> logits, int remainingTokens = int.MaxValue);
 
     /// <summary>Advances past <paramref name="token"/>, which <see cref="Mask"/> allowed.</summary>
     void Accept(int token);
@@ -133,8 +136,8 @@ internal sealed class JsonConstraint : ITokenConstraint
         public Kind Kind;
         public byte State;
         public byte Whitespace;
-        public int Index;        // Object: next listed property; Literal/Key: bytes matched; String: hex digits left; Number: length
-        public ulong Alive;      // Literal/Key: candidates still matching
+        public int Index;        // Object: next listed property; Literal/Key: bytes matched; String: hex digits left; Number: length; Array: items - 1
+        public ulong Alive;      // Literal/Key: candidates still matching; String: characters so far
         public JsonSchemaNode Node;
         public JsonSchemaNode? Pending; // Object: schema of the value after the current key
     }
@@ -175,8 +178,32 @@ internal sealed class JsonConstraint : ITokenConstraint
         }
     }
 
-    public void Mask(Span<float> logits)
+    public void Mask(Span<float> logits, int remainingTokens = int.MaxValue)
     {
+        // Budgeted first: every allowed token must leave a way to close the JSON in the tokens that remain (each byte
+        // is at most one token). If the estimate ever leaves nothing, fall back to the grammar alone.
+        if (remainingTokens < int.MaxValue && ClosingCost(_stack, _depth) <= remainingTokens)
+        {
+            var copy = ArrayPool<float>.Shared.Rent(logits.Length);
+            try
+            {
+                logits.CopyTo(copy);
+                if (MaskWithin(logits, remainingTokens - 1))
+                    return;
+                copy.AsSpan(0, logits.Length).CopyTo(logits);
+            }
+            finally
+            {
+                ArrayPool<float>.Shared.Return(copy);
+            }
+        }
+        MaskWithin(logits, int.MaxValue);
+    }
+
+    /// <summary>Masks tokens that break the grammar or leave more than <paramref name="budgetAfter"/> bytes to close; false when none is left.</summary>
+    private bool MaskWithin(Span<float> logits, int budgetAfter)
+    {
+        bool any = false;
         var table = _grammar.Table;
         var allowed = ArrayPool<bool>.Shared.Rent(logits.Length);
         try
@@ -196,16 +223,24 @@ internal sealed class JsonConstraint : ITokenConstraint
                     if (id >= limit)
                         continue;
                     byte[] bytes = table.Bytes[id];
-                    if (bytes.Length == 1)
-                    {
-                        allowed[id] = true;
-                        continue;
-                    }
-                    BeginTrial();
                     bool ok = true;
-                    for (int i = 0; i < bytes.Length && ok; i++)
-                        ok = Feed(_trial, ref _trialDepth, bytes[i]);
+                    if (bytes.Length > 1)
+                    {
+                        BeginTrial();
+                        for (int i = 0; i < bytes.Length && ok; i++)
+                            ok = Feed(_trial, ref _trialDepth, bytes[i]);
+                    }
+                    if (ok && budgetAfter < int.MaxValue)
+                    {
+                        if (bytes.Length == 1)
+                        {
+                            BeginTrial();
+                            Feed(_trial, ref _trialDepth, bytes[0]);
+                        }
+                        ok = ClosingCost(_trial, _trialDepth) <= budgetAfter;
+                    }
                     allowed[id] = ok;
+                    any |= ok;
                 }
             }
             if (CanEnd)
@@ -213,19 +248,101 @@ internal sealed class JsonConstraint : ITokenConstraint
                 foreach (int id in _grammar.Tokenizer.EndOfGenerationIds)
                 {
                     if ((uint)id < (uint)logits.Length)
+                    {
                         allowed[id] = true;
+                        any = true;
+                    }
                 }
             }
+            if (!any)
+                return false;
             for (int i = 0; i < logits.Length; i++)
             {
                 if (!allowed[i])
                     logits[i] = float.NegativeInfinity;
             }
+            return true;
         }
         finally
         {
             ArrayPool<bool>.Shared.Return(allowed);
         }
+    }
+
+    /// <summary>
+    /// Bytes of the shortest way to finish the text from this state: the sum over open frames of what each still needs.
+    /// Following that shortest way lowers the sum by exactly one per byte, so a budget check on it never corners itself.
+    /// </summary>
+    private static int ClosingCost(Frame[] stack, int depth)
+    {
+        int cost = 0;
+        for (int i = 0; i < depth; i++)
+        {
+            ref Frame f = ref stack[i];
+            var node = f.Node;
+            cost += f.Kind switch
+            {
+                Kind.Root => f.State == 1 || depth > 1 ? 0 : node.MinimumLength,
+                Kind.Value => node.MinimumLength,
+                Kind.Object => node.Properties is null
+                    ? f.State switch { ObjectExpectKey => 5, ObjectInKey or ObjectAfterKey => 3, _ => 1 }
+                    : f.State switch
+                    {
+                        ObjectOpen => RequiredFrom(node, f.Index, leadingComma: false) + 1,
+                        ObjectExpectKey => (RequiredRemain(node.Properties, f.Index) ? RequiredFrom(node, f.Index, leadingComma: false) : CheapestEntry(node, f.Index)) + 1,
+                        ObjectInKey => 1,
+                        ObjectAfterKey => 1 + (f.Pending ?? node).MinimumLength + node.RequiredAfter(f.Index) + 1,
+                        _ => node.RequiredAfter(f.Index) + 1,
+                    },
+                Kind.Array => 1,
+                Kind.String => f.State switch { StringNormal => 1, StringEscape => 2, _ => f.Index + 1 },
+                Kind.Literal => LiteralRemainder(f),
+                Kind.Key => KeyRemainder(f),
+                Kind.Number => f.State is NumZero or NumInt or NumFrac or NumExp ? 0 : 1,
+                _ => 0,
+            };
+        }
+        return cost;
+    }
+
+    private static int RequiredFrom(JsonSchemaNode node, int index, bool leadingComma)
+    {
+        int total = node.RequiredAfter(index);
+        return total == 0 || leadingComma ? total : total - 1;
+    }
+
+    private static int CheapestEntry(JsonSchemaNode node, int index)
+    {
+        int best = int.MaxValue;
+        for (int i = index; i < node.Properties!.Count; i++)
+            best = Math.Min(best, node.EntryLength(i));
+        return best == int.MaxValue ? 0 : best;
+    }
+
+    private static int LiteralRemainder(in Frame f)
+    {
+        int best = int.MaxValue;
+        var literals = f.Node.Literals!;
+        for (int i = 0; i < literals.Length && i < 64; i++)
+        {
+            if ((f.Alive & (1UL << i)) != 0)
+                best = Math.Min(best, literals[i].Length - f.Index);
+        }
+        return best == int.MaxValue ? 0 : best;
+    }
+
+    /// <summary>Rest of the key, its quote and colon, the value, and the required properties after it (parent adds '}').</summary>
+    private static int KeyRemainder(in Frame f)
+    {
+        var node = f.Node;
+        var properties = node.Properties!;
+        int best = int.MaxValue;
+        for (int i = 0; i < properties.Count; i++)
+        {
+            if ((f.Alive & (1UL << i)) != 0)
+                best = Math.Min(best, properties[i].EncodedName.Length - f.Index + 2 + properties[i].Schema.MinimumLength + node.RequiredAfter(i + 1));
+        }
+        return best == int.MaxValue ? 0 : best;
     }
 
     public void Accept(int token)
@@ -461,10 +578,12 @@ internal sealed class JsonConstraint : ITokenConstraint
         var items = f.Node.Items ?? JsonSchemaNode.Any();
         if (f.State == ArrayOpen)
         {
+            if (f.Node.MaxItems == 0)
+                return Step.Rejected;
             f.State = ArrayAfterValue;
             return Push(stack, ref depth, new Frame { Kind = Kind.Value, Node = items }) ? StepFrame(stack, ref depth, b) : Step.Rejected;
         }
-        if (b == ',')
+        if (b == ',' && ++f.Index < (f.Node.MaxItems ?? int.MaxValue))
             return Push(stack, ref depth, new Frame { Kind = Kind.Value, Node = items }) ? Step.Consumed : Step.Rejected;
         return Step.Rejected;
     }
@@ -476,10 +595,12 @@ internal sealed class JsonConstraint : ITokenConstraint
             case StringNormal:
                 if (b == '"')
                     return Step.DoneConsumed;
+                if (b < 0x20)
+                    return Step.Rejected;
+                if ((b & 0xC0) != 0x80 && ++f.Alive > (ulong)(f.Node.MaxLength ?? int.MaxValue))
+                    return Step.Rejected; // Alive counts characters here: a new one past maxLength
                 if (b == '\\')
                     f.State = StringEscape;
-                else if (b < 0x20)
-                    return Step.Rejected;
                 return Step.Consumed;
             case StringEscape:
                 if (b == 'u')
@@ -542,11 +663,11 @@ internal sealed class JsonConstraint : ITokenConstraint
         return alive;
     }
 
-    private static bool RequiredRemain(List<JsonSchemaProperty> properties, int index)
+    private static bool RequiredRemain(List<JsonSchemaProperty>? properties, int index)
     {
-        for (int i = index; i < properties.Count; i++)
+        for (int i = index; i < (properties?.Count ?? 0); i++)
         {
-            if (properties[i].Required)
+            if (properties![i].Required)
                 return true;
         }
         return false;

@@ -25,8 +25,8 @@ internal sealed record JsonSchemaProperty(byte[] EncodedName, JsonSchemaNode Sch
 /// <summary>
 /// The part of JSON Schema that constrained decoding enforces: <c>type</c> (a name or a list), <c>properties</c> with
 /// <c>required</c> (keys appear in schema order, only listed keys, each at most once), <c>items</c>, <c>enum</c>,
-/// <c>const</c>, <c>anyOf</c>/<c>oneOf</c> of plain types, and local <c>$ref</c>s into <c>$defs</c>/<c>definitions</c>.
-/// Other keywords (lengths, patterns, ranges) are not enforced.
+/// <c>const</c>, <c>maxLength</c>, <c>maxItems</c>, <c>anyOf</c>/<c>oneOf</c> of plain types, and local <c>$ref</c>s into
+/// <c>$defs</c>/<c>definitions</c>. Other keywords (minimums, patterns, ranges, formats) are not enforced.
 /// </summary>
 internal sealed class JsonSchemaNode
 {
@@ -42,6 +42,69 @@ internal sealed class JsonSchemaNode
 
     /// <summary>The only values allowed, as compact JSON text (from <c>enum</c> or <c>const</c>).</summary>
     public byte[][]? Literals { get; set; }
+
+    /// <summary>Most characters (code points) in a string value; <c>maxLength</c>.</summary>
+    public int? MaxLength { get; set; }
+
+    /// <summary>Most items in an array value; <c>maxItems</c>.</summary>
+    public int? MaxItems { get; set; }
+
+    private int _minimumLength = -1;
+    private int[]? _requiredSuffix;
+
+    /// <summary>Bytes of the shortest JSON text this node accepts (<c>0</c>, <c>""</c>, <c>{}</c> plus required properties, …).</summary>
+    internal int MinimumLength => _minimumLength >= 0 ? _minimumLength : (_minimumLength = ComputeMinimumLength(0));
+
+    private int ComputeMinimumLength(int depth)
+    {
+        if (depth > MaxDepth)
+            return 1 << 20; // a required property that contains itself can never be closed
+        if (Literals is { } literals)
+            return literals.Min(l => l.Length);
+        int best = int.MaxValue;
+        if ((Types & (JsonTypes.Number | JsonTypes.Integer)) != 0)
+            best = 1;
+        if ((Types & JsonTypes.String) != 0)
+            best = Math.Min(best, 2);
+        if ((Types & JsonTypes.Array) != 0)
+            best = Math.Min(best, 2);
+        if ((Types & (JsonTypes.Boolean | JsonTypes.Null)) != 0)
+            best = Math.Min(best, 4);
+        if ((Types & JsonTypes.Object) != 0)
+        {
+            int required = 0, count = 0;
+            foreach (var property in Properties ?? [])
+            {
+                if (property.Required)
+                {
+                    required += EntryLength(property, depth + 1);
+                    count++;
+                }
+            }
+            best = Math.Min(best, 2 + required + Math.Max(count - 1, 0));
+        }
+        return best == int.MaxValue ? 1 : best;
+    }
+
+    private static int EntryLength(JsonSchemaProperty property, int depth) =>
+        property.EncodedName.Length + 3 + (depth > 0 && property.Schema._minimumLength < 0 ? property.Schema.ComputeMinimumLength(depth) : property.Schema.MinimumLength);
+
+    /// <summary>Bytes of a property entry <c>"name":value</c> at its shortest.</summary>
+    internal int EntryLength(int index) => EntryLength(Properties![index], 0);
+
+    /// <summary>Bytes needed for the required properties from <paramref name="index"/> on, each with a leading comma.</summary>
+    internal int RequiredAfter(int index)
+    {
+        var properties = Properties!;
+        if (_requiredSuffix is null)
+        {
+            var suffix = new int[properties.Count + 1];
+            for (int i = properties.Count - 1; i >= 0; i--)
+                suffix[i] = suffix[i + 1] + (properties[i].Required ? EntryLength(i) + 1 : 0);
+            _requiredSuffix = suffix;
+        }
+        return _requiredSuffix[Math.Min(index, properties.Count)];
+    }
 
     public static JsonSchemaNode Any() => new();
 
@@ -112,6 +175,10 @@ internal sealed class JsonSchemaNode
                     required.Contains(property.Name)));
             }
         }
+        if (element.TryGetProperty("maxLength", out var maxLength) && maxLength.TryGetInt32(out int length) && length >= 0)
+            node.MaxLength = length;
+        if (element.TryGetProperty("maxItems", out var maxItems) && maxItems.TryGetInt32(out int count) && count >= 0)
+            node.MaxItems = count;
         if ((node.Types & JsonTypes.Array) != 0 && element.TryGetProperty("items", out var items) && items.ValueKind is JsonValueKind.Object or JsonValueKind.True)
             node.Items = Parse(items, root, path + ".items", depth + 1);
         return node;
