@@ -54,7 +54,7 @@ public sealed class TestServer : IAsyncDisposable
     public static async Task<TestServer> StartAsync(SlmServerOptions? options = null)
     {
         options ??= new SlmServerOptions();
-        var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 2 });
+        var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 1 });
         try
         {
             var server = await SlmServer.StartAsync(model, options with { Port = 0, Host = "127.0.0.1" });
