@@ -115,3 +115,26 @@ public sealed class SchedulingTests
         }
     }
 }
+
+/// <summary>Aggregate decode speed at 1, 4 and 8 concurrent streams (a benchmark, run on demand: --filter Benchmark, explicit tests on).</summary>
+public sealed class BatchingBenchmark(ITestOutputHelper output)
+{
+    [Fact(Explicit = true)]
+    public async Task Benchmark_aggregate_tokens_per_second_rises_with_concurrency()
+    {
+        using var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 1 });
+        using (var warmUp = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = 2, ContextSize = 512 }))
+            await warmUp.Submit(new GenerationRequest { PromptTokens = [1], Options = new GenerationOptions { MaxTokens = 64 } }).Completion;
+        foreach (int streams in new[] { 1, 4, 8 })
+        {
+            using var scheduler = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = streams, ContextSize = 512 });
+            var options = new GenerationOptions { MaxTokens = 256, Temperature = 0, StopAtEndOfGeneration = false };
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var results = await Task.WhenAll(Enumerable.Range(0, streams).Select(i =>
+                scheduler.Submit(new GenerationRequest { PromptTokens = [1, 100 + i], Options = options }).Completion));
+            double seconds = clock.Elapsed.TotalSeconds;
+            int tokens = results.Sum(r => r.CompletionTokens);
+            output.WriteLine($"{streams} streams: {tokens} tokens in {seconds:F2} s = {tokens / seconds:F0} tokens/s");
+        }
+    }
+}
