@@ -123,8 +123,13 @@ public sealed class BatchingBenchmark(ITestOutputHelper output)
     public async Task Benchmark_aggregate_tokens_per_second_rises_with_concurrency()
     {
         using var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 1 });
-        using (var warmUp = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = 2, ContextSize = 512 }))
-            await warmUp.Submit(new GenerationRequest { PromptTokens = [1], Options = new GenerationOptions { MaxTokens = 64 } }).Completion;
+        // Warm up (JIT tiering) with both the single and the batched paths before measuring.
+        using (var warmUp = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = 4, ContextSize = 512 }))
+        {
+            var warm = new GenerationRequest { PromptTokens = [1], Options = new GenerationOptions { MaxTokens = 256, StopAtEndOfGeneration = false } };
+            await warmUp.Submit(warm).Completion;
+            await Task.WhenAll(Enumerable.Range(0, 4).Select(_ => warmUp.Submit(warm).Completion));
+        }
         foreach (int streams in new[] { 1, 4, 8 })
         {
             using var scheduler = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = streams, ContextSize = 512 });
