@@ -114,7 +114,34 @@ public sealed class DecoderModel : LanguageModel
         }
     }
 
-    private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits)
+    public override bool SupportsHiddenStates => true;
+
+    /// <summary>Feeds tokens like <see cref="Forward"/> and writes each token's final-normed hidden state (tokens × hidden).</summary>
+    public override void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden)
+    {
+        int d = _config.HiddenSize, vocab = _config.VocabSize;
+        if (tokens.IsEmpty)
+            throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (cache.Length + tokens.Length > cache.Capacity)
+            throw new SlmKitException($"the context is full: {cache.Length} + {tokens.Length} tokens exceed the context size {cache.Capacity}");
+        if (hidden.Length < tokens.Length * d)
+            throw new ArgumentException("hidden-state buffer too small", nameof(hidden));
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)vocab)
+                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
+        }
+        lock (_forwardLock)
+        {
+            for (int start = 0; start < tokens.Length; start += DecoderScratch.MaxBatch)
+            {
+                int count = Math.Min(DecoderScratch.MaxBatch, tokens.Length - start);
+                ForwardBatch(cache, tokens.Slice(start, count), default, allPositions: false, wantLogits: false, hidden.Slice(start * d, count * d));
+            }
+        }
+    }
+
+    private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits, Span<float> hidden = default)
     {
         var c = _config;
         int n = tokens.Length, d = c.HiddenSize, pairs = c.ResolvedRotaryDim / 2;
@@ -170,6 +197,11 @@ public sealed class DecoderModel : LanguageModel
         }
 
         cache.Length = start + n;
+        if (!hidden.IsEmpty)
+        {
+            for (int t = 0; t < n; t++)
+                Norm(s.X.AsSpan(t * d, d), _weights.FinalNorm, hidden.Slice(t * d, d));
+        }
         if (!wantLogits && !allPositions)
             return;
 

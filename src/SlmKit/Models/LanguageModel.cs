@@ -37,6 +37,36 @@ public abstract class LanguageModel : IDisposable
     /// </summary>
     public abstract void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions);
 
+    /// <summary>
+    /// One decoding step for several independent sequences: feeds <paramref name="tokens"/>[i] to
+    /// <paramref name="caches"/>[i] (each at its own position) and writes that sequence's next-token logits to row i
+    /// of <paramref name="logits"/> ([caches.Count, VocabSize] row-major). The result for each sequence is the same
+    /// as a <see cref="Forward"/> of that one token. This default runs the sequences one after another; families
+    /// override it to share each weight read across the batch.
+    /// </summary>
+    public virtual void ForwardBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        int vocab = VocabSize;
+        if (tokens.Length != caches.Count)
+            throw new ArgumentException($"{caches.Count} caches but {tokens.Length} tokens", nameof(tokens));
+        if (logits.Length < caches.Count * vocab)
+            throw new ArgumentException("logits buffer too small", nameof(logits));
+        for (int i = 0; i < caches.Count; i++)
+            Forward(caches[i], tokens.Slice(i, 1), logits.Slice(i * vocab, vocab), allPositions: false);
+    }
+
+    /// <summary>Whether <see cref="ForwardHidden"/> is implemented for this family.</summary>
+    public virtual bool SupportsHiddenStates => false;
+
+    /// <summary>
+    /// Feeds <paramref name="tokens"/> like <see cref="Forward"/> but writes the final hidden state of every token (after
+    /// the last normalization, before the output head) into <paramref name="hidden"/>: tokens.Length × HiddenSize floats.
+    /// Used for embeddings.
+    /// </summary>
+    public virtual void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden) =>
+        throw new NotSupportedException($"{Info.Architecture} models do not expose hidden states yet");
+
     public virtual void Dispose()
     {
         GC.SuppressFinalize(this);

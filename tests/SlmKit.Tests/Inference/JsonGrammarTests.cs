@@ -1,0 +1,145 @@
+using System.Text;
+using System.Text.Json;
+using SlmKit.Inference;
+using SlmKit.Tests.Models;
+using SlmKit.Tokenizers;
+
+namespace SlmKit.Tests.Inference;
+
+/// <summary>The JSON constraint accepts exactly JSON (matching the schema) and every sampled output parses.</summary>
+public sealed class JsonGrammarTests
+{
+    private static readonly Lazy<Tokenizer> s_tokenizer = new(() =>
+    {
+        string path = Path.Combine(Path.GetTempPath(), $"slmkit-json-grammar-{Environment.ProcessId}.gguf");
+        var spec = new RandomLlamaSpec("json", Dim: 32, Layers: 1, Heads: 2, KvHeads: 2, HeadDim: 16, Ffn: 64, Vocab: 700, Tied: true,
+            RopeTheta: 10000f, Type: Tensors.GgmlType.F32, Seed: 3);
+        new RandomLlama(spec).WriteGguf(path);
+        return SlmModel.LoadTokenizerFor(path);
+    });
+
+    private static JsonConstraint Constraint(string? schema = null)
+    {
+        var grammar = schema is null
+            ? JsonGrammar.ForAnyObject(s_tokenizer.Value)
+            : JsonGrammar.ForSchema(s_tokenizer.Value, JsonDocument.Parse(schema).RootElement);
+        return (JsonConstraint)grammar.CreateConstraint();
+    }
+
+    [Theory]
+    [InlineData("{}", true)]
+    [InlineData("{\"a\":1}", true)]
+    [InlineData("{\"a\": [1, -2.5e3, true, null, \"x\\n\\u00e9\"], \"b\": {\"c\": {}}}", true)]
+    [InlineData("[1]", false)]
+    [InlineData("{\"a\":01}", false)]
+    [InlineData("{\"a\" 1}", false)]
+    [InlineData("{a:1}", false)]
+    [InlineData("{\"a\":1,}", false)]
+    [InlineData("{\"a\":tru}", false)]
+    [InlineData("{\"a\":\"\\q\"}", false)]
+    public void Any_object_accepts_json_objects_only(string text, bool valid)
+    {
+        var constraint = Constraint();
+        bool accepted = constraint.TryFeed(Encoding.UTF8.GetBytes(text)) && constraint.IsComplete;
+        Assert.Equal(valid, accepted);
+    }
+
+    private const string PetSchema = """
+        {"type":"object","properties":{
+          "name":{"type":"string","maxLength":5},
+          "age":{"type":"integer"},
+          "tags":{"type":"array","items":{"enum":["a","bb"]},"maxItems":2},
+          "note":{"type":["string","null"]}},
+         "required":["name","age"]}
+        """;
+
+    [Theory]
+    [InlineData("{\"name\":\"Rex\",\"age\":3}", true)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3,\"tags\":[\"bb\",\"a\"],\"note\":null}", true)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3,\"note\":\"hi\"}", true)]
+    [InlineData("{\"age\":3,\"name\":\"Rex\"}", false)]
+    [InlineData("{\"name\":\"Rex\"}", false)]
+    [InlineData("{\"name\":\"Rexxxx\",\"age\":3}", false)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3.5}", false)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3,\"tags\":[\"c\"]}", false)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3,\"tags\":[\"a\",\"a\",\"a\"]}", false)]
+    [InlineData("{\"name\":\"Rex\",\"age\":3,\"other\":1}", false)]
+    public void Schema_is_enforced(string text, bool valid)
+    {
+        var constraint = Constraint(PetSchema);
+        bool accepted = constraint.TryFeed(Encoding.UTF8.GetBytes(text)) && constraint.IsComplete;
+        Assert.Equal(valid, accepted);
+    }
+
+    [Theory]
+    [InlineData(null, 0)]
+    [InlineData(PetSchema, 1)]
+    [InlineData(null, 2)]
+    [InlineData(PetSchema, 3)]
+    public void Random_sampling_under_the_mask_always_parses_within_the_budget(string? schema, int seed)
+    {
+        // Uniformly random logits are the worst case: nothing pushes toward closing except the budget.
+        var tokenizer = s_tokenizer.Value;
+        var random = new Random(seed);
+        foreach (int budget in new[] { 40, 120 })
+        {
+            var constraint = Constraint(schema);
+            var decoder = tokenizer.CreateStreamingDecoder(skipSpecial: true);
+            var text = new StringBuilder();
+            var logits = new float[tokenizer.VocabSize];
+            for (int used = 0; used < budget && !constraint.IsComplete; used++)
+            {
+                for (int i = 0; i < logits.Length; i++)
+                    logits[i] = (float)random.NextDouble() * 4;
+                constraint.Mask(logits, budget - used);
+                var candidates = Enumerable.Range(0, logits.Length).Where(i => !float.IsNegativeInfinity(logits[i])).ToArray();
+                Assert.NotEmpty(candidates);
+                int token = candidates[random.Next(candidates.Length)];
+                if (tokenizer.EndOfGenerationIds.Contains(token))
+                    break;
+                constraint.Accept(token);
+                text.Append(decoder.Append(token));
+            }
+            text.Append(decoder.Flush());
+            Assert.True(constraint.IsComplete, $"budget {budget}: not complete: {text}");
+            using var document = JsonDocument.Parse(text.ToString());
+            Assert.Equal(JsonValueKind.Object, document.RootElement.ValueKind);
+        }
+    }
+
+    [Fact]
+    public void Unsupported_schemas_are_refused_with_the_path()
+    {
+        var e = Assert.Throws<SlmKitException>(() => Constraint("""{"type":"object","properties":{"a":{"type":"banana"}}}"""));
+        Assert.Contains("schema.properties.a.type", e.Message);
+        e = Assert.Throws<SlmKitException>(() => Constraint("""{"$ref":"http://example.com/schema"}"""));
+        Assert.Contains("$ref", e.Message);
+    }
+
+    [Fact]
+    public void Tool_calls_are_parsed_from_the_formats_models_write()
+    {
+        string[] names = ["get_weather"];
+        var (content, calls) = ToolCallParser.Parse("Sure.<tool_call>\n{\"name\": \"get_weather\", \"arguments\": {\"city\": \"Oslo\"}}\n</tool_call>", names);
+        Assert.Equal("Sure.", content);
+        Assert.Equal(new ParsedToolCall("get_weather", "{\"city\":\"Oslo\"}"), Assert.Single(calls));
+
+        (content, calls) = ToolCallParser.Parse("{\"name\": \"get_weather\", \"parameters\": {\"city\": \"Rome\"}}", names);
+        Assert.Equal("", content);
+        Assert.Equal("{\"city\":\"Rome\"}", Assert.Single(calls).ArgumentsJson);
+
+        (content, calls) = ToolCallParser.Parse("{\"name\": \"launch_rockets\", \"arguments\": {}}", names);
+        Assert.Empty(calls);
+        Assert.Contains("launch_rockets", content);
+    }
+
+    [Fact]
+    public void Fallback_chat_format_is_plain_text_with_a_stop_string()
+    {
+        var prompt = new ChatPrompt(s_tokenizer.Value);
+        Assert.False(prompt.UsesModelTemplate);
+        string text = prompt.Render([new ChatMessage("system", "Be brief."), new ChatMessage("user", "Hi"), new ChatMessage("assistant", "Hello"), new ChatMessage("user", "Bye")]);
+        Assert.Equal("Be brief.\n\nUser: Hi\nAssistant: Hello\nUser: Bye\nAssistant:", text);
+        Assert.Equal(["\nUser:"], prompt.StopStrings);
+    }
+}
