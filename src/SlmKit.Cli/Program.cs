@@ -24,6 +24,7 @@ public static class Program
         root.Subcommands.Add(LogitsCommand.Create(console));
         root.Subcommands.Add(TokenizerCommand.Create(console));
         root.Subcommands.Add(TrainCommand.Create(console));
+        root.Subcommands.Add(ConvertCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
 
         var parsed = root.Parse(args);

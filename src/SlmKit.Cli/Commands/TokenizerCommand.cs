@@ -38,7 +38,7 @@ internal static class TokenizerCommand
                 console.Error.WriteLine($"reading {file}");
                 trainer.AddFile(file);
             }
-            var trained = trainer.Train(result.GetValue(output)!, new SynchronousProgress(console.Error));
+            var trained = trainer.Train(result.GetValue(output)!, new SynchronousProgress(p => console.Error.Write($"\rmerges {p.Done}/{p.Total}")));
             console.Error.WriteLine();
             if (result.GetValue(json))
             {
@@ -60,11 +60,5 @@ internal static class TokenizerCommand
         });
 
         return new Command("tokenizer", "Tokenizer tools") { train };
-    }
-
-    /// <summary>Reports on the training thread (Progress&lt;T&gt; would post to the thread pool and print out of order).</summary>
-    private sealed class SynchronousProgress(TextWriter writer) : IProgress<(int Done, int Total)>
-    {
-        public void Report((int Done, int Total) value) => writer.Write($"\rmerges {value.Done}/{value.Total}");
     }
 }

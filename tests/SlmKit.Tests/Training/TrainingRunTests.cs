@@ -123,6 +123,47 @@ public sealed class TrainingRunTests : IDisposable
     }
 
     [Fact]
+    public void Slm_convert_turns_the_exported_hf_folder_into_a_gguf_equal_to_the_direct_export()
+    {
+        var result = TrainingRun.Run(Tiny("convert", 4));
+        string converted = Path.Combine(_folder, "converted.gguf");
+        var stdout = new StringWriter();
+        var stderr = new StringWriter();
+        Assert.Equal(0, SlmKit.Cli.Program.Run(["convert", result.HuggingFaceFolder, converted], stdout, stderr));
+
+        int[] tokens = Enumerable.Range(0, 20).Select(i => (i * 53 + 7) % 320).ToArray();
+        float[] Logits(string path)
+        {
+            using var model = ModelLoader.Load(path);
+            var cache = model.CreateCache(tokens.Length);
+            var logits = new float[tokens.Length * model.VocabSize];
+            model.Forward(cache, tokens, logits, allPositions: true);
+            return logits;
+        }
+        Assert.Equal(Logits(result.GgufPath), Logits(converted));
+        Assert.Equal(LlamaCppForward.Logits(result.GgufPath, tokens), LlamaCppForward.Logits(converted, tokens));
+
+        // The tokenizer travels inside the GGUF and encodes as the tokenizer.json does.
+        using var file = GgufFile.Open(converted);
+        var fromGguf = SlmKit.Tokenizers.Tokenizer.FromGguf(file);
+        var fromJson = SlmKit.Tokenizers.Tokenizer.FromHuggingFace(Tokenizer());
+        foreach (string text in new[] { "the cat sat on a mat.", "Lily and Tom ran to the big red ball!", "  two  spaces\nnew line 123" })
+            Assert.Equal(fromJson.Encode(text), fromGguf.Encode(text));
+    }
+
+    [Fact]
+    public void Slm_convert_refuses_a_folder_without_a_tokenizer()
+    {
+        var result = TrainingRun.Run(Tiny("convert-no-tok", 2));
+        File.Delete(Path.Combine(result.HuggingFaceFolder, "tokenizer.json"));
+        string converted = Path.Combine(_folder, "none.gguf");
+        var stderr = new StringWriter();
+        Assert.Equal(2, SlmKit.Cli.Program.Run(["convert", result.HuggingFaceFolder, converted], new StringWriter(), stderr));
+        Assert.Contains("tokenizer.json", stderr.ToString());
+        Assert.False(File.Exists(converted));
+    }
+
+    [Fact]
     public void Training_the_stories260K_shape_on_tinystories_lowers_the_validation_loss()
     {
         string text = SharedAssets.Require("data/tinystories/tinystories_val_head.txt");
