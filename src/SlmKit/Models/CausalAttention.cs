@@ -21,6 +21,9 @@ internal sealed class CausalAttention : IParallelWork
     private float[] _q = [], _keys = [], _values = [], _output = [];
     private int _start, _heads, _kvHeads, _headDim, _kvStride;
     private AttentionOptions _options;
+    private KvCache[]? _rowCaches;
+    private int[]? _rowPositions;
+    private int _layer;
 
     /// <summary>
     /// Attends tokens start…start+tokens−1 (queries in <paramref name="q"/>, [tokens, heads·headDim]) over cached keys and
@@ -42,19 +45,46 @@ internal sealed class CausalAttention : IParallelWork
         _q = _keys = _values = _output = [];
     }
 
+    /// <summary>
+    /// Attends rows that belong to different sequences (a continuous-batching decode step): row t reads the keys and
+    /// values of <paramref name="layer"/> in rowCaches[t] up to its own position rowPositions[t].
+    /// </summary>
+    public void RunRows(WorkerPool pool, float[] q, KvCache[] rowCaches, int[] rowPositions, int layer, float[] output, int tokens, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
+    {
+        _rowCaches = rowCaches;
+        _rowPositions = rowPositions;
+        _layer = layer;
+        try
+        {
+            Run(pool, q, [], [], output, tokens, 0, heads, kvHeads, headDim, kvStride, options);
+        }
+        finally
+        {
+            _rowCaches = null;
+            _rowPositions = null;
+        }
+    }
+
     public void Execute(int index)
     {
         int t = index / _heads, h = index % _heads;
         int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
         int kvHead = h / (_heads / _kvHeads);
+        float[] keys = _keys, values = _values;
         int position = _start + t;
+        if (_rowCaches is { } caches)
+        {
+            keys = caches[t].Keys(_layer);
+            values = caches[t].Values(_layer);
+            position = _rowPositions![t];
+        }
         int length = position + 1;
         int first = _options.Window > 0 ? Math.Max(0, position - _options.Window + 1) : 0;
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(length, 256)]);
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
         for (int j = first; j < length; j++)
-            scores[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(_keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
+            scores[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
         var live = scores.AsSpan(first, length - first);
         if (_options.SoftCap > 0)
             Activations.SoftCap(live, _options.SoftCap);
@@ -70,7 +100,7 @@ internal sealed class CausalAttention : IParallelWork
         output.Clear();
         for (int j = first; j < length; j++)
         {
-            var value = new ReadOnlySpan<float>(_values, j * kvStride + kvHead * headDim, headDim);
+            var value = new ReadOnlySpan<float>(values, j * kvStride + kvHead * headDim, headDim);
             TensorPrimitives.MultiplyAdd(value, scores[j], output, output);
         }
     }

@@ -141,13 +141,75 @@ public sealed class DecoderModel : LanguageModel
         }
     }
 
+    /// <summary>
+    /// One decoding step for several sequences at once (continuous batching): every weight matrix is read once for
+    /// all of them, as in a prefill of that many tokens; only attention runs per sequence, against its own cache.
+    /// </summary>
+    public override void ForwardBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    {
+        ArgumentNullException.ThrowIfNull(caches);
+        int vocab = _config.VocabSize;
+        if (tokens.Length != caches.Count)
+            throw new ArgumentException($"{caches.Count} caches but {tokens.Length} tokens", nameof(tokens));
+        if (logits.Length < caches.Count * vocab)
+            throw new ArgumentException("logits buffer too small", nameof(logits));
+        for (int i = 0; i < caches.Count; i++)
+        {
+            if ((uint)tokens[i] >= (uint)vocab)
+                throw new SlmKitException($"token id {tokens[i]} is outside the vocabulary (0..{vocab - 1})");
+            if (caches[i].Length >= caches[i].Capacity)
+                throw new SlmKitException($"the context is full: {caches[i].Length} + 1 tokens exceed the context size {caches[i].Capacity}");
+            for (int j = 0; j < i; j++)
+            {
+                if (ReferenceEquals(caches[i], caches[j]))
+                    throw new ArgumentException("a sequence may appear only once in a batch step", nameof(caches));
+            }
+        }
+
+        lock (_forwardLock)
+        {
+            var s = _scratch;
+            for (int first = 0; first < tokens.Length; first += DecoderScratch.MaxBatch)
+            {
+                int count = Math.Min(DecoderScratch.MaxBatch, tokens.Length - first);
+                for (int t = 0; t < count; t++)
+                {
+                    s.RowCaches[t] = caches[first + t];
+                    s.RowPositions[t] = caches[first + t].Length;
+                }
+                ForwardRows(null, tokens.Slice(first, count), logits.Slice(first * vocab, count * vocab), allPositions: true, wantLogits: true, default);
+                for (int t = 0; t < count; t++)
+                {
+                    s.RowCaches[t].Length++;
+                    s.RowCaches[t] = null!;
+                }
+            }
+        }
+    }
+
     private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits, Span<float> hidden = default)
+    {
+        var s = _scratch;
+        for (int t = 0; t < tokens.Length; t++)
+        {
+            s.RowCaches[t] = cache;
+            s.RowPositions[t] = cache.Length + t;
+        }
+        ForwardRows(cache, tokens, logits, allPositions, wantLogits, hidden);
+        Array.Clear(s.RowCaches);
+        cache.Length += tokens.Length;
+    }
+
+    /// <summary>
+    /// The forward pass over rows of a batch. With <paramref name="shared"/> set the rows are consecutive positions of
+    /// one sequence (prefill); otherwise each row is the next token of its own sequence (scratch.RowCaches).
+    /// </summary>
+    private void ForwardRows(KvCache? shared, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits, Span<float> hidden)
     {
         var c = _config;
         int n = tokens.Length, d = c.HiddenSize, pairs = c.ResolvedRotaryDim / 2;
         var s = _scratch;
         s.Ensure(n, c);
-        int start = cache.Length;
 
         for (int t = 0; t < n; t++)
         {
@@ -158,19 +220,19 @@ public sealed class DecoderModel : LanguageModel
             if (_weights.PositionEmbedding is { } positions)
             {
                 var row = s.Normed.AsSpan(0, d);
-                Embeddings.Lookup(positions, start + t + c.PositionOffset, row);
+                Embeddings.Lookup(positions, s.RowPositions[t] + c.PositionOffset, row);
                 TensorPrimitives.Add(x, row, x);
             }
             if (_weights.EmbeddingNorm is { } embeddingNorm)
                 Norm(x, embeddingNorm, x);
-            _rope?.ComputeAngles(start + t, s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
+            _rope?.ComputeAngles(s.RowPositions[t], s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
         }
 
         for (int l = 0; l < _weights.Layers.Length; l++)
         {
             var layer = _weights.Layers[l];
             NormRows(s.X, layer.AttentionNorm, n, s.Normed);
-            Attention(l, layer, cache, start, n);
+            Attention(l, layer, shared, n);
             if (layer.PostAttentionNorm is { } postAttention)
                 NormRows(s.Attended, postAttention, n, s.Attended);
 
@@ -196,7 +258,6 @@ public sealed class DecoderModel : LanguageModel
             AddScaled(s.X, s.FedForward, n * d, c.ResidualScale);
         }
 
-        cache.Length = start + n;
         if (!hidden.IsEmpty)
         {
             for (int t = 0; t < n; t++)
@@ -222,7 +283,7 @@ public sealed class DecoderModel : LanguageModel
     }
 
     /// <summary>s.Normed (n × hidden) → s.Attended: projections, q/k norms, rotation, cache append, attention, output projection.</summary>
-    private void Attention(int l, DecoderLayer layer, KvCache cache, int start, int n)
+    private void Attention(int l, DecoderLayer layer, KvCache? shared, int n)
     {
         var c = _config;
         var s = _scratch;
@@ -275,7 +336,6 @@ public sealed class DecoderModel : LanguageModel
                 Norm(s.K.AsSpan(i * headDim, headDim), layer.KeyNorm!, s.K.AsSpan(i * headDim, headDim));
         }
 
-        float[] keys = cache.Keys(l), values = cache.Values(l);
         for (int t = 0; t < n; t++)
         {
             if (_rope is { } rope)
@@ -285,12 +345,16 @@ public sealed class DecoderModel : LanguageModel
                 rope.Apply(s.Q.AsSpan(t * q, q), heads, cos, sin);
                 rope.Apply(s.K.AsSpan(t * kv, kv), kvHeads, cos, sin);
             }
-            s.K.AsSpan(t * kv, kv).CopyTo(keys.AsSpan((start + t) * _kvStride));
-            s.V.AsSpan(t * kv, kv).CopyTo(values.AsSpan((start + t) * _kvStride));
+            var rowCache = s.RowCaches[t];
+            s.K.AsSpan(t * kv, kv).CopyTo(rowCache.Keys(l).AsSpan(s.RowPositions[t] * _kvStride));
+            s.V.AsSpan(t * kv, kv).CopyTo(rowCache.Values(l).AsSpan(s.RowPositions[t] * _kvStride));
         }
 
         var options = new AttentionOptions(c.ResolvedAttentionScale, c.AttentionSoftCap, _alibiSlopes, c.WindowOf(l));
-        s.Attention.Run(_pool, s.Q, keys, values, s.AttentionOut, n, start, heads, kvHeads, headDim, _kvStride, options);
+        if (shared is not null)
+            s.Attention.Run(_pool, s.Q, shared.Keys(l), shared.Values(l), s.AttentionOut, n, s.RowPositions[0], heads, kvHeads, headDim, _kvStride, options);
+        else
+            s.Attention.RunRows(_pool, s.Q, s.RowCaches, s.RowPositions, l, s.AttentionOut, n, heads, kvHeads, headDim, _kvStride, options);
         Project(s.AttentionOut, n, layer.Output, s.Attended);
     }
 
@@ -399,6 +463,11 @@ internal sealed class DecoderScratch
     public float[] X = [], Normed = [], Qkv = [], Q = [], K = [], V = [], AttentionOut = [], Attended = [], FedForward = [], Gate = [], Up = [], Cos = [], Sin = [];
 
     public CausalAttention Attention { get; } = new();
+
+    /// <summary>Per row of a batch: the sequence's cache and the row's position in it.</summary>
+    public KvCache[] RowCaches { get; } = new KvCache[MaxBatch];
+
+    public int[] RowPositions { get; } = new int[MaxBatch];
 
     public void Ensure(int tokens, DecoderConfig c)
     {

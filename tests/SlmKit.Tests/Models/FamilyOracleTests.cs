@@ -119,5 +119,35 @@ public sealed class FamilyOracleTests : IDisposable
         }
     }
 
+    [Theory]
+    [MemberData(nameof(Specs))]
+    public void A_batched_decode_step_over_several_sequences_equals_each_sequence_alone(RandomDecoderSpec spec)
+    {
+        string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + "-batch.gguf"));
+        using var model = ModelLoader.Load(path);
+        int vocab = model.VocabSize;
+        int[][] prompts = [RandomTokens(5, vocab, 1), RandomTokens(1, vocab, 2), RandomTokens(23, vocab, 3)];
+        var batchedCaches = prompts.Select(_ => model.CreateCache(40)).ToArray();
+        var soloCaches = prompts.Select(_ => model.CreateCache(40)).ToArray();
+        var scratch = new float[vocab];
+        for (int i = 0; i < prompts.Length; i++)
+        {
+            model.Forward(batchedCaches[i], prompts[i], scratch, allPositions: false);
+            model.Forward(soloCaches[i], prompts[i], scratch, allPositions: false);
+        }
+        var batched = new float[prompts.Length * vocab];
+        for (int step = 0; step < 4; step++)
+        {
+            int[] next = [.. prompts.Select((_, i) => (i * 31 + step * 17 + 3) % vocab)];
+            model.ForwardBatch(batchedCaches, next, batched);
+            for (int i = 0; i < prompts.Length; i++)
+            {
+                model.Forward(soloCaches[i], [next[i]], scratch, allPositions: false);
+                Assert.Equal(scratch, batched.AsSpan(i * vocab, vocab).ToArray());
+                Assert.Equal(soloCaches[i].Length, batchedCaches[i].Length);
+            }
+        }
+    }
+
     public void Dispose() => Directory.Delete(_folder, recursive: true);
 }
