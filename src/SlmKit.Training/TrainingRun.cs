@@ -40,11 +40,7 @@ public static class TrainingRun
         LlamaTrainingConfig shape = config.ResolveModel(tokenizer.VocabSize);
         var sources = config.Data.Select(path => new DataSource { Path = path, TextField = config.TextField, DocumentSeparator = config.DocumentSeparator }).ToArray();
         foreach (var source in sources)
-        {
-            if (!File.Exists(source.Path))
-                throw new ModelFileException(source.Path, "data file not found");
-        }
-        Directory.CreateDirectory(output);
+            _ = DocumentReader.Read(source); // checks existence and emptiness now, before anything is written
 
         var model = new TrainableLlama<float>(shape, config.Seed, config.Threads);
         IOptimizer<float> optimizer = config.Optimizer == "sgd"
@@ -59,6 +55,7 @@ public static class TrainingRun
         var trainer = new LlamaTrainer<float>(model, optimizer, schedule, config.GradClip);
         var corpus = new TrainingCorpus(sources, tokenizer, config.SequenceLength, config.ValidationFraction, config.Seed);
         var validation = corpus.ValidationBatches(config.BatchSize, config.EvalBatches);
+        Directory.CreateDirectory(output);
 
         string checkpointPath = Path.Combine(output, CheckpointFile);
         var state = new TrainingCheckpoint.State(0, 0, 0, 0);

@@ -203,6 +203,14 @@ public sealed class TrainingRunTests : IDisposable
         var missing = Assert.Throws<ModelFileException>(() => TrainingRun.Run(Tiny("no-data", 2) with { Data = [Path.Combine(_folder, "none.txt")] }));
         Assert.Contains("not found", missing.Message);
         Assert.False(Directory.Exists(Path.Combine(_folder, "no-data")));
+        string empty = Path.Combine(_folder, "empty.txt");
+        File.WriteAllText(empty, "");
+        Assert.Contains("empty", Assert.Throws<ModelFileException>(() => TrainingRun.Run(Tiny("empty-data", 2) with { Data = [empty] })).Message);
+        Assert.False(Directory.Exists(Path.Combine(_folder, "empty-data")));
+        string badJsonl = Path.Combine(_folder, "bad.jsonl");
+        File.WriteAllText(badJsonl, "{\"text\": \"fine\"}\n{oops}\n");
+        var jsonl = Assert.Throws<ModelFileException>(() => TrainingRun.Run(Tiny("bad-jsonl", 2) with { Data = [badJsonl], ValidationFraction = 0.5 }));
+        Assert.Contains("line 2", jsonl.Message);
     }
 
     [Fact]
