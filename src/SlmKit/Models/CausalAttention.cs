@@ -36,7 +36,7 @@ internal sealed class CausalAttention : IParallelWork
         int headDim = _headDim, qDim = _heads * headDim, kvDim = _kvHeads * headDim;
         int kvHead = h / (_heads / _kvHeads);
         int length = _start + t + 1;
-        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(length, 256)]);
+        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
         for (int j = 0; j < length; j++)
