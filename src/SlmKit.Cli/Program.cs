@@ -22,6 +22,7 @@ public static class Program
         root.Subcommands.Add(InfoCommand.Create(console));
         root.Subcommands.Add(TokenizeCommand.Create(console));
         root.Subcommands.Add(LogitsCommand.Create(console));
+        root.Subcommands.Add(QuantizeCommand.Create(console));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
