@@ -90,66 +90,113 @@ internal static unsafe class Avx2Dot
         return Vector256.Sum(acc0 + acc1);
     }
 
-    public static float Q4_0<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour
+    /// <summary>How a 32-element block with an offset or minimum term is laid out (Q4_0, Q4_1, Q5_0, Q5_1).</summary>
+    internal interface IOffsetBlock
     {
-        // Σ (n − 8)·a = Σ n·a − 8·Σ a: the nibbles go in unsigned, the offset comes from the activation sums.
-        var acc = Vector256<float>.Zero;
-        float offset = 0;
-        for (int b = 0; b < blocks; b++)
+        static abstract int Bytes { get; }
+
+        /// <summary>The 32 unsigned quants, in element order.</summary>
+        static abstract Vector256<byte> Quants(byte* x);
+
+        /// <summary>value = d·quant + c: returns d, and c as a multiple of the block's activation sum.</summary>
+        static abstract float Scale(byte* x, out float offset);
+    }
+
+    internal readonly struct Q4_0Block : IOffsetBlock
+    {
+        public static int Bytes => 18;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Quants(byte* x) => Nibbles(x + 2);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* x, out float offset)
         {
-            byte* x = w + 18 * b;
             float d = HalfTable.Load(x);
-            var p = DotBytes<T>(Nibbles(x + 2), Vector256.Load(a.Quants + 32 * b));
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(d * a.Scales[b]), acc);
-            offset += d * a.ScaledSums[b];
+            offset = -8 * d;
+            return d;
         }
-        return Vector256.Sum(acc) - 8 * offset;
     }
 
-    public static float Q4_1<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour
+    internal readonly struct Q4_1Block : IOffsetBlock
     {
-        var acc = Vector256<float>.Zero;
-        float mins = 0;
-        for (int b = 0; b < blocks; b++)
+        public static int Bytes => 20;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Quants(byte* x) => Nibbles(x + 4);
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* x, out float offset)
         {
-            byte* x = w + 20 * b;
-            var p = DotBytes<T>(Nibbles(x + 4), Vector256.Load(a.Quants + 32 * b));
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(HalfTable.Load(x) * a.Scales[b]), acc);
-            mins += HalfTable.Load(x + 2) * a.ScaledSums[b];
+            offset = HalfTable.Load(x + 2);
+            return HalfTable.Load(x);
         }
-        return Vector256.Sum(acc) + mins;
     }
 
-    public static float Q5_0<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour
+    internal readonly struct Q5_0Block : IOffsetBlock
     {
-        var acc = Vector256<float>.Zero;
-        float offset = 0;
-        for (int b = 0; b < blocks; b++)
+        public static int Bytes => 22;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Quants(byte* x) => Nibbles(x + 6) | FifthBits(Unsafe.ReadUnaligned<uint>(x + 2));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* x, out float offset)
         {
-            byte* x = w + 22 * b;
             float d = HalfTable.Load(x);
-            var u = Nibbles(x + 6) | FifthBits(Unsafe.ReadUnaligned<uint>(x + 2));
-            var p = DotBytes<T>(u, Vector256.Load(a.Quants + 32 * b));
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(d * a.Scales[b]), acc);
-            offset += d * a.ScaledSums[b];
+            offset = -16 * d;
+            return d;
         }
-        return Vector256.Sum(acc) - 16 * offset;
     }
 
-    public static float Q5_1<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour
+    internal readonly struct Q5_1Block : IOffsetBlock
     {
-        var acc = Vector256<float>.Zero;
-        float mins = 0;
-        for (int b = 0; b < blocks; b++)
+        public static int Bytes => 24;
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Quants(byte* x) => Nibbles(x + 8) | FifthBits(Unsafe.ReadUnaligned<uint>(x + 4));
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* x, out float offset)
         {
-            byte* x = w + 24 * b;
-            var u = Nibbles(x + 8) | FifthBits(Unsafe.ReadUnaligned<uint>(x + 4));
-            var p = DotBytes<T>(u, Vector256.Load(a.Quants + 32 * b));
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(HalfTable.Load(x) * a.Scales[b]), acc);
-            mins += HalfTable.Load(x + 2) * a.ScaledSums[b];
+            offset = HalfTable.Load(x + 2);
+            return HalfTable.Load(x);
         }
-        return Vector256.Sum(acc) + mins;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void OffsetStep<TBlock, T>(byte* x, sbyte* q, float scale, float sum, ref Vector256<float> acc, ref float offsets)
+        where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
+    {
+        float d = TBlock.Scale(x, out float offset);
+        var p = DotBytes<T>(TBlock.Quants(x), Vector256.Load(q));
+        acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(p), Vector256.Create(d * scale), acc);
+        offsets += offset * sum;
+    }
+
+    /// <summary>
+    /// Σ (d·q + c)·a over the blocks: the unsigned quants go into the integer dot, c through the activation sums. Four
+    /// independent accumulators and pointers that advance (no index arithmetic): a block is only ~15 instructions.
+    /// </summary>
+    private static float OffsetDot<TBlock, T>(byte* w, ActivationRow a, int blocks) where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
+    {
+        Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
+        float off0 = 0, off1 = 0, off2 = 0, off3 = 0;
+        int size = TBlock.Bytes;
+        byte* x = w;
+        sbyte* q = a.Quants;
+        float* scales = a.Scales, sums = a.ScaledSums, end = a.Scales + blocks;
+        for (; scales + 4 <= end; x += 4 * size, q += 128, scales += 4, sums += 4)
+        {
+            OffsetStep<TBlock, T>(x, q, scales[0], sums[0], ref acc0, ref off0);
+            OffsetStep<TBlock, T>(x + size, q + 32, scales[1], sums[1], ref acc1, ref off1);
+            OffsetStep<TBlock, T>(x + 2 * size, q + 64, scales[2], sums[2], ref acc2, ref off2);
+            OffsetStep<TBlock, T>(x + 3 * size, q + 96, scales[3], sums[3], ref acc3, ref off3);
+        }
+        for (; scales < end; x += size, q += 32, scales++, sums++)
+            OffsetStep<TBlock, T>(x, q, scales[0], sums[0], ref acc0, ref off0);
+        return Vector256.Sum((acc0 + acc1) + (acc2 + acc3)) + ((off0 + off1) + (off2 + off3));
+    }
+
+    public static float Q4_0<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour => OffsetDot<Q4_0Block, T>(w, a, blocks);
+
+    public static float Q4_1<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour => OffsetDot<Q4_1Block, T>(w, a, blocks);
+
+    public static float Q5_0<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour => OffsetDot<Q5_0Block, T>(w, a, blocks);
+
+    public static float Q5_1<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour => OffsetDot<Q5_1Block, T>(w, a, blocks);
 
     public static float Q2_K(byte* w, ActivationRow a, int blocks)
     {
