@@ -357,6 +357,17 @@ public sealed unsafe class GgufFile : IWeightSource
             tensors[i] = new GgufTensorInfo(t.Name, t.Type, (long[])t.Dimensions, t.ElementCount, start, t.ByteLength);
         }
 
+        // A tensor's size follows from its type and shape; one that would run into the next tensor's bytes means the
+        // file's type, shape or offsets are wrong (llama.cpp refuses such files too).
+        var byOffset = (GgufTensorInfo[])tensors.Clone();
+        Array.Sort(byOffset, (a, b) => a.Offset.CompareTo(b.Offset));
+        for (int i = 0; i + 1 < byOffset.Length; i++)
+        {
+            GgufTensorInfo t = byOffset[i], next = byOffset[i + 1];
+            if (t.ByteLength > next.Offset - t.Offset)
+                throw new ModelFileException(path, $"tensor '{MessageText.Clean(t.Name)}' is {t.Type} [{string.Join(", ", t.Dimensions)}], which takes {t.ByteLength} bytes, but the next tensor '{MessageText.Clean(next.Name)}' starts {next.Offset - t.Offset} bytes after it: the type or shape disagrees with the data");
+        }
+
         return new GgufFile(file, version, alignment, metadata, [.. keys], tensors, index, dataOffset);
     }
 

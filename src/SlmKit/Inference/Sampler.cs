@@ -10,6 +10,7 @@ public sealed class Sampler
     private readonly Random64 _random;
     private int[] _indices = [];
     private float[] _probabilities = [];
+    private float[] _sortKeys = [];
     private readonly Dictionary<int, int> _counts = new();
 
     public Sampler(GenerationOptions options)
@@ -31,6 +32,7 @@ public sealed class Sampler
         {
             _indices = new int[n];
             _probabilities = new float[n];
+            _sortKeys = new float[n];
         }
 
         // Candidates sorted by logit, most likely first; top-k bounds how many need sorting.
@@ -38,7 +40,7 @@ public sealed class Sampler
         Span<int> indices = _indices.AsSpan(0, n);
         for (int i = 0; i < n; i++)
             indices[i] = i;
-        SortTopByLogit(indices, logits, k);
+        SortTopByLogit(indices, logits, k, _sortKeys);
         int count = k;
 
         // Probabilities at temperature 1 decide top-p and min-p, as in llama.cpp.
@@ -126,7 +128,7 @@ public sealed class Sampler
     }
 
     /// <summary>Moves the <paramref name="k"/> highest-logit indices to the front, sorted descending (partial selection sort for small k, full sort otherwise).</summary>
-    private static void SortTopByLogit(Span<int> indices, ReadOnlySpan<float> logits, int k)
+    private static void SortTopByLogit(Span<int> indices, ReadOnlySpan<float> logits, int k, float[] keyBuffer)
     {
         if (k <= 64)
         {
@@ -142,10 +144,10 @@ public sealed class Sampler
             }
             return;
         }
-        float[] keys = new float[indices.Length];
+        Span<float> keys = keyBuffer.AsSpan(0, indices.Length);
         for (int i = 0; i < indices.Length; i++)
             keys[i] = -logits[indices[i]];
-        keys.AsSpan().Sort(indices);
+        keys.Sort(indices);
     }
 }
 

@@ -84,11 +84,14 @@ public sealed class TextGenerator
             if (text.Length > 0)
                 yield return text;
             if (stops.Stopped)
-            {
-                if (LastStats is { } stats)
-                    LastStats = stats with { FinishReason = FinishReason.Stop };
-                yield break;
-            }
+                break;
+        }
+        if (stops.Stopped)
+        {
+            // Leaving the loop disposed the token enumerator, which published its stats.
+            if (LastStats is { } stats)
+                LastStats = stats with { FinishReason = FinishReason.Stop };
+            yield break;
         }
         string rest = stops.Push(decoder.Flush()) + (stops.Stopped ? "" : stops.Drain());
         if (rest.Length > 0)
@@ -116,8 +119,10 @@ public sealed class TextGenerator
         var cache = _model.CreateCache(Math.Max(capacity, 1));
         var sampler = new Sampler(options);
         float[] logits = new float[_model.VocabSize];
-        var history = new List<int>(promptTokens);
+        var history = new List<int>(promptTokens.Length + options.MaxTokens);
+        history.AddRange(promptTokens);
         IReadOnlyList<int> endIds = options.StopAtEndOfGeneration ? _endOfGenerationIds : [];
+        int[] step = new int[1];
 
         var clock = Stopwatch.StartNew();
         _model.Forward(cache, promptTokens, logits, allPositions: false);
@@ -125,28 +130,36 @@ public sealed class TextGenerator
         clock.Restart();
         int generated = 0;
         var reason = FinishReason.Length;
-        while (generated < options.MaxTokens)
+        // Stats are published once, when the loop ends or the caller stops enumerating: a record per token would be
+        // the only allocation of a steady-state decoding step.
+        try
         {
-            if (cancellationToken.IsCancellationRequested)
+            while (generated < options.MaxTokens)
             {
-                reason = FinishReason.Cancelled;
-                break;
+                if (cancellationToken.IsCancellationRequested)
+                {
+                    reason = FinishReason.Cancelled;
+                    break;
+                }
+                int next = sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
+                if (Contains(endIds, next))
+                {
+                    reason = FinishReason.Stop;
+                    break;
+                }
+                generated++;
+                history.Add(next);
+                yield return next;
+                if (generated == options.MaxTokens || cache.Length >= cache.Capacity)
+                    break;
+                step[0] = next;
+                _model.Forward(cache, step, logits, allPositions: false);
             }
-            int next = sampler.Sample(logits, System.Runtime.InteropServices.CollectionsMarshal.AsSpan(history));
-            if (Contains(endIds, next))
-            {
-                reason = FinishReason.Stop;
-                break;
-            }
-            generated++;
-            history.Add(next);
-            LastStats = new GenerationStats(promptTokens.Length, generated, promptTime, clock.Elapsed, FinishReason.Length);
-            yield return next;
-            if (generated == options.MaxTokens || cache.Length >= cache.Capacity)
-                break;
-            _model.Forward(cache, [next], logits, allPositions: false);
         }
-        LastStats = new GenerationStats(promptTokens.Length, generated, promptTime, clock.Elapsed, reason);
+        finally
+        {
+            LastStats = new GenerationStats(promptTokens.Length, generated, promptTime, clock.Elapsed, reason);
+        }
     }
 
     private static bool Contains(IReadOnlyList<int> ids, int id)

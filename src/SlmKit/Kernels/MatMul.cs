@@ -1,14 +1,16 @@
 using System.Numerics.Tensors;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using SlmKit.Kernels.Quantization;
 using SlmKit.Tensors;
 
 namespace SlmKit.Kernels;
 
 /// <summary>
-/// y = x · Wᵀ for a weight matrix W [rows, cols] stored as F32, F16 or BF16 and activations x [tokens, cols] in F32.
-/// Each weight row is widened to F32 once and then used for every token, so a prefill of many tokens reads the
-/// weights once (matrix-matrix work) rather than once per token.
+/// y = x · Wᵀ for a weight matrix W [rows, cols] and activations x [tokens, cols] in F32. Float weights (F32, F16,
+/// BF16): each row is widened to F32 once and then used for every token, so a prefill of many tokens reads the
+/// weights once (matrix-matrix work) rather than once per token. Block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0,
+/// Q5_1, Q2_K…Q6_K) are multiplied in place with integer dot products (<see cref="QuantizedMatMul"/>).
 /// </summary>
 public static unsafe class MatMul
 {
@@ -30,7 +32,12 @@ public static unsafe class MatMul
         if (output.Length < tokens * rows)
             throw new ArgumentException($"output holds {output.Length} floats, {tokens}×{rows} needed", nameof(output));
         if (!GgmlTypeInfo.IsSupportedForCompute(weight.Type))
-            throw new SlmKitException($"tensor '{weight.Name}' is {weight.Type}; this build computes with F32, F16 and BF16 weights only");
+            throw new SlmKitException($"tensor '{weight.Name}' is {weight.Type}; this build computes with F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K…Q6_K weights");
+        if (BlockFormats.IsQuantized(weight.Type))
+        {
+            QuantizedMatMul.Multiply(pool, input, tokens, weight, rows, cols, output);
+            return;
+        }
 
         fixed (float* x = input)
         fixed (float* y = output)
@@ -57,7 +64,10 @@ public static unsafe class MatMul
                 Bf16.ToSingle(new ReadOnlySpan<ushort>((ushort*)weights + (long)row * cols, cols), destination);
                 break;
             default:
-                throw new SlmKitException($"{type} weights cannot be widened to F32 here");
+                if (!BlockFormats.IsQuantized(type) || !GgmlTypeInfo.TryGetBlockLayout(type, out int blockSize, out int blockBytes) || cols % blockSize != 0)
+                    throw new SlmKitException($"{type} weights cannot be widened to F32 here");
+                Dequantization.Row(type, weights + (long)row * (cols / blockSize) * blockBytes, destination[..cols]);
+                break;
         }
     }
 

@@ -80,7 +80,7 @@ internal sealed class CausalAttention : IParallelWork
         }
         int length = position + 1;
         int first = _options.Window > 0 ? Math.Max(0, position - _options.Window + 1) : 0;
-        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(length, 256)]);
+        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
         for (int j = first; j < length; j++)

@@ -39,7 +39,7 @@ internal sealed class WeightBinder : IDisposable
         if (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != rows || tensor.Dimensions[1] != cols)
             throw new ModelFileException(_source.SourcePath, $"tensor '{name}' has shape {tensor.ShapeText}, but the config implies [{rows}, {cols}]");
         if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
-            throw new ModelFileException(_source.SourcePath, $"tensor '{name}' is {tensor.Type}; quantized types are recognised but not yet computed (F32, F16, BF16 are)");
+            throw new ModelFileException(_source.SourcePath, $"tensor '{name}' is {tensor.Type}; this build cannot compute with that type (F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K…Q6_K it can)");
         return tensor;
     }
 

@@ -84,7 +84,9 @@ public static class GgmlTypeInfo
 
     /// <summary>True for the types the runtime can compute with today.</summary>
     public static bool IsSupportedForCompute(GgmlType type) =>
-        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16;
+        type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16
+            or GgmlType.Q8_0 or GgmlType.Q4_0 or GgmlType.Q4_1 or GgmlType.Q5_0 or GgmlType.Q5_1
+            or GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
 
     /// <summary>
     /// Bytes needed for a tensor of <paramref name="elementCount"/> elements whose innermost dimension is

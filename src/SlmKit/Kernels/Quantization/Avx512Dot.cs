@@ -1,0 +1,156 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
+
+namespace SlmKit.Kernels.Quantization;
+
+/// <summary>
+/// 512-bit integer dot products (AVX-512 F/BW) for the 32-element block types: two blocks per vector. .NET 10 exposes
+/// 512-bit VNNI only through AVX10.2/AVX-VNNI-INT8, which Zen 4 lacks, so the u8·s8 dot here is vpmaddubsw + vpmaddwd.
+/// </summary>
+internal static unsafe class Avx512Dot
+{
+    public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
+
+    private static readonly Vector512<short> s_ones16 = Vector512.Create((short)1);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<int> DotBytes(Vector512<byte> u, Vector512<sbyte> s) =>
+        Avx512BW.MultiplyAddAdjacent(Avx512BW.MultiplyAddAdjacent(u, s), s_ones16);
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<float> PairScale(float first, float second) =>
+        Vector512.Create(Vector256.Create(first), Vector256.Create(second));
+
+    /// <summary>The nibbles of two 16-byte quant arrays: [lo(p0) hi(p0) lo(p1) hi(p1)], each 16 bytes.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> Nibbles(byte* p0, byte* p1)
+    {
+        var r0 = Vector128.Load(p0);
+        var r1 = Vector128.Load(p1);
+        var both = Vector512.Create(Vector256.Create(r0, r0), Vector256.Create(r1, r1));
+        var shifted = Avx512BW.ShiftRightLogicalVariable(both.AsUInt16(), Vector512.Create((ushort)0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 4, 4, 4));
+        return shifted.AsByte() & Vector512.Create((byte)0x0F);
+    }
+
+    /// <summary>0x10 in byte i (of 64) where bit i of the two 32-bit masks (first in the low half) is set.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector512<byte> FifthBits(uint first, uint second)
+    {
+        ulong bits = first | ((ulong)second << 32);
+        // Byte i takes byte i/8 of the mask (vpshufb: every 128-bit lane holds all 8 mask bytes), then keeps bit i%8.
+        var spread = Avx512BW.Shuffle(Vector512.Create(bits).AsByte(), s_spreadIndex);
+        var select = Vector512.Create(0x8040201008040201UL).AsByte();
+        return Vector512.Equals(spread & select, select) & Vector512.Create((byte)0x10);
+    }
+
+    private static readonly Vector512<byte> s_spreadIndex = BuildSpreadIndex();
+
+    private static Vector512<byte> BuildSpreadIndex()
+    {
+        var index = new byte[64];
+        for (int i = 0; i < 64; i++)
+            index[i] = (byte)(i / 8);
+        return Vector512.Create(index);
+    }
+
+    public static float Q8_0(byte* w, ActivationRow a, int blocks)
+    {
+        var acc = Vector512<float>.Zero;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* x0 = w + 34 * b, x1 = x0 + 34;
+            var wq = Vector512.Create(Vector256.Load((sbyte*)x0 + 2), Vector256.Load((sbyte*)x1 + 2));
+            var aq = Vector512.Load(a.Quants + 32 * b);
+            var signed = Vector512.ConditionalSelect(Vector512.LessThan(wq, Vector512<sbyte>.Zero), -aq, aq);
+            var p = DotBytes(Avx512BW.Abs(wq), signed);
+            acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), PairScale(HalfTable.Load(x0) * a.Scales[b], HalfTable.Load(x1) * a.Scales[b + 1]), acc);
+        }
+        float total = Vector512.Sum(acc);
+        if (b < blocks)
+            total += ScalarDot.Q8_0(w + 34 * b, Offset(a, b), 1);
+        return total;
+    }
+
+    public static float Q4_0(byte* w, ActivationRow a, int blocks)
+    {
+        var acc = Vector512<float>.Zero;
+        float offset = 0;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* x0 = w + 18 * b, x1 = x0 + 18;
+            float d0 = HalfTable.Load(x0), d1 = HalfTable.Load(x1);
+            var p = DotBytes(Nibbles(x0 + 2, x1 + 2), Vector512.Load(a.Quants + 32 * b));
+            acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), PairScale(d0 * a.Scales[b], d1 * a.Scales[b + 1]), acc);
+            offset += d0 * a.ScaledSums[b] + d1 * a.ScaledSums[b + 1];
+        }
+        float total = Vector512.Sum(acc) - 8 * offset;
+        if (b < blocks)
+            total += ScalarDot.Q4_0(w + 18 * b, Offset(a, b), 1);
+        return total;
+    }
+
+    public static float Q4_1(byte* w, ActivationRow a, int blocks)
+    {
+        var acc = Vector512<float>.Zero;
+        float mins = 0;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* x0 = w + 20 * b, x1 = x0 + 20;
+            var p = DotBytes(Nibbles(x0 + 4, x1 + 4), Vector512.Load(a.Quants + 32 * b));
+            acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), PairScale(HalfTable.Load(x0) * a.Scales[b], HalfTable.Load(x1) * a.Scales[b + 1]), acc);
+            mins += HalfTable.Load(x0 + 2) * a.ScaledSums[b] + HalfTable.Load(x1 + 2) * a.ScaledSums[b + 1];
+        }
+        float total = Vector512.Sum(acc) + mins;
+        if (b < blocks)
+            total += ScalarDot.Q4_1(w + 20 * b, Offset(a, b), 1);
+        return total;
+    }
+
+    public static float Q5_0(byte* w, ActivationRow a, int blocks)
+    {
+        var acc = Vector512<float>.Zero;
+        float offset = 0;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* x0 = w + 22 * b, x1 = x0 + 22;
+            float d0 = HalfTable.Load(x0), d1 = HalfTable.Load(x1);
+            var u = Nibbles(x0 + 6, x1 + 6) | FifthBits(Unsafe.ReadUnaligned<uint>(x0 + 2), Unsafe.ReadUnaligned<uint>(x1 + 2));
+            var p = DotBytes(u, Vector512.Load(a.Quants + 32 * b));
+            acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), PairScale(d0 * a.Scales[b], d1 * a.Scales[b + 1]), acc);
+            offset += d0 * a.ScaledSums[b] + d1 * a.ScaledSums[b + 1];
+        }
+        float total = Vector512.Sum(acc) - 16 * offset;
+        if (b < blocks)
+            total += ScalarDot.Q5_0(w + 22 * b, Offset(a, b), 1);
+        return total;
+    }
+
+    public static float Q5_1(byte* w, ActivationRow a, int blocks)
+    {
+        var acc = Vector512<float>.Zero;
+        float mins = 0;
+        int b = 0;
+        for (; b + 1 < blocks; b += 2)
+        {
+            byte* x0 = w + 24 * b, x1 = x0 + 24;
+            var u = Nibbles(x0 + 8, x1 + 8) | FifthBits(Unsafe.ReadUnaligned<uint>(x0 + 4), Unsafe.ReadUnaligned<uint>(x1 + 4));
+            var p = DotBytes(u, Vector512.Load(a.Quants + 32 * b));
+            acc = Avx512F.FusedMultiplyAdd(Vector512.ConvertToSingle(p), PairScale(HalfTable.Load(x0) * a.Scales[b], HalfTable.Load(x1) * a.Scales[b + 1]), acc);
+            mins += HalfTable.Load(x0 + 2) * a.ScaledSums[b] + HalfTable.Load(x1 + 2) * a.ScaledSums[b + 1];
+        }
+        float total = Vector512.Sum(acc) + mins;
+        if (b < blocks)
+            total += ScalarDot.Q5_1(w + 24 * b, Offset(a, b), 1);
+        return total;
+    }
+
+    /// <summary>The activation row starting at 32-element block <paramref name="b"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static ActivationRow Offset(ActivationRow a, int b) =>
+        new(a.Quants + 32 * b, a.Scales + b, a.ScaledSums + b, null);
+}

@@ -1,0 +1,192 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.Intrinsics;
+
+namespace SlmKit.Kernels.Quantization;
+
+/// <summary>
+/// One activation row quantized to int8 for integer dot products with quantized weights. Two layouts, as in llama.cpp:
+/// <list type="bullet">
+/// <item>32-element blocks (for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): <see cref="Quants"/>[i], one scale per block in
+/// <see cref="Scales"/>, and per block the scale times the sum of its quants in <see cref="ScaledSums"/> (the term
+/// that the offsets and minimums of the weight blocks multiply).</item>
+/// <item>256-element super-blocks (for the K types, Q8_K-style): one scale per super-block and the integer sum of each
+/// 16 quants in <see cref="Sums16"/>.</item>
+/// </list>
+/// The layout is structure-of-arrays, so the int8 quants are contiguous and aligned for vector loads.
+/// </summary>
+public readonly unsafe struct ActivationRow
+{
+    public ActivationRow(sbyte* quants, float* scales, float* scaledSums, short* sums16)
+    {
+        Quants = quants;
+        Scales = scales;
+        ScaledSums = scaledSums;
+        Sums16 = sums16;
+    }
+
+    public readonly sbyte* Quants;
+    public readonly float* Scales;
+    public readonly float* ScaledSums;
+    public readonly short* Sums16;
+}
+
+/// <summary>Reusable buffers holding [tokens, cols] activations quantized per block; grown on demand, never shrunk.</summary>
+public sealed unsafe class QuantizedActivations : IDisposable
+{
+    private sbyte* _quants;
+    private float* _scales;
+    private float* _scaledSums;
+    private short* _sums16;
+    private long _capacity;
+
+    public int Tokens { get; private set; }
+    public int Columns { get; private set; }
+    public bool SuperBlocks { get; private set; }
+
+    /// <summary>The quantized row of token <paramref name="t"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    public ActivationRow Row(int t)
+    {
+        long cols = Columns;
+        return SuperBlocks
+            ? new ActivationRow(_quants + t * cols, _scales + t * (cols / 256), null, _sums16 + t * (cols / 16))
+            : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), null);
+    }
+
+    /// <summary>
+    /// Quantizes <paramref name="tokens"/> rows of <paramref name="cols"/> floats: per 32 elements with
+    /// <paramref name="superBlocks"/> false, per 256 (with sums of each 16) when true. cols must be a multiple of the block.
+    /// </summary>
+    public void Quantize(ReadOnlySpan<float> input, int tokens, int cols, bool superBlocks)
+    {
+        int block = superBlocks ? 256 : 32;
+        if (cols % block != 0)
+            throw new ArgumentException($"{cols} columns are not a whole number of {block}-element blocks", nameof(cols));
+        if (input.Length < (long)tokens * cols)
+            throw new ArgumentException("input too short", nameof(input));
+        Ensure((long)tokens * cols);
+        Tokens = tokens;
+        Columns = cols;
+        SuperBlocks = superBlocks;
+        fixed (float* x = input)
+        {
+            long blocks = (long)tokens * cols / block;
+            for (long b = 0; b < blocks; b++)
+            {
+                float* source = x + b * block;
+                sbyte* q = _quants + b * block;
+                if (superBlocks)
+                    _scales[b] = QuantizeBlock(source, q, 256, out _, _sums16 + b * 16);
+                else
+                {
+                    _scales[b] = QuantizeBlock(source, q, 32, out int sum, null);
+                    _scaledSums[b] = _scales[b] * sum;
+                }
+            }
+        }
+    }
+
+    /// <summary>
+    /// Symmetric int8 quantization of <paramref name="n"/> values: d = max|x| / 127, q = round-to-even(x / d). Returns d;
+    /// gives the sum of the quants, and the sum of each 16 when <paramref name="sums16"/> is not null.
+    /// </summary>
+    internal static float QuantizeBlock(float* x, sbyte* q, int n, out int sum, short* sums16)
+    {
+        float amax = 0;
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var max = Vector256<float>.Zero;
+            for (; i < n; i += 8)
+                max = Vector256.Max(max, Vector256.Abs(Vector256.Load(x + i)));
+            amax = Max(max);
+        }
+        else
+        {
+            for (; i < n; i++)
+                amax = MathF.Max(amax, MathF.Abs(x[i]));
+        }
+
+        float d = amax / 127f;
+        float id = amax != 0 ? 127f / amax : 0f;
+        sum = 0;
+        i = 0;
+        if (Vector256.IsHardwareAccelerated)
+        {
+            var scale = Vector256.Create(id);
+            var total = Vector256<int>.Zero;
+            for (; i < n; i += 16)
+            {
+                var a = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + i) * scale));
+                var b = Vector256.ConvertToInt32(Vector256.Round(Vector256.Load(x + i + 8) * scale));
+                var packed = Vector256.Narrow(a, b); // 16 shorts
+                var bytes = Vector128.Narrow(packed.GetLower(), packed.GetUpper());
+                bytes.Store(q + i);
+                var pair = a + b;
+                total += pair;
+                if (sums16 != null)
+                    sums16[i >> 4] = (short)Vector256.Sum(pair);
+            }
+            sum = Vector256.Sum(total);
+        }
+        else
+        {
+            for (; i < n; i++)
+            {
+                int v = (int)MathF.Round(x[i] * id);
+                q[i] = (sbyte)v;
+                sum += v;
+                if (sums16 != null)
+                {
+                    if ((i & 15) == 0)
+                        sums16[i >> 4] = 0;
+                    sums16[i >> 4] += (short)v;
+                }
+            }
+        }
+        return d;
+    }
+
+    private static float Max(Vector256<float> v)
+    {
+        var m = Vector128.Max(v.GetLower(), v.GetUpper());
+        float r = 0;
+        for (int k = 0; k < 4; k++)
+            r = MathF.Max(r, m.GetElement(k));
+        return r;
+    }
+
+    private void Ensure(long elements)
+    {
+        if (elements <= _capacity)
+            return;
+        Free();
+        long capacity = Math.Max(elements, 4096);
+        _quants = (sbyte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)capacity, 64);
+        _scales = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 32 * sizeof(float)), 64);
+        _scaledSums = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 32 * sizeof(float)), 64);
+        _sums16 = (short*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 16 * sizeof(short)), 64);
+        _capacity = capacity;
+    }
+
+    private void Free()
+    {
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_quants);
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scales);
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_scaledSums);
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_sums16);
+        _quants = null;
+        _scales = null;
+        _scaledSums = null;
+        _sums16 = null;
+        _capacity = 0;
+    }
+
+    public void Dispose()
+    {
+        Free();
+        GC.SuppressFinalize(this);
+    }
+
+    ~QuantizedActivations() => Free();
+}

@@ -1,0 +1,138 @@
+using System.Runtime.Intrinsics.X86;
+using SlmKit.Tensors;
+
+namespace SlmKit.Kernels.Quantization;
+
+/// <summary>An instruction-set path of the quantized dot products.</summary>
+public enum QuantizedKernelPath
+{
+    /// <summary>Plain C#: the reference.</summary>
+    Scalar,
+
+    /// <summary>Portable 128-bit vectors (SSE, NEON).</summary>
+    Vector128,
+
+    /// <summary>AVX2: vpmaddubsw + vpmaddwd.</summary>
+    Vector256,
+
+    /// <summary>AVX2 with AVX-VNNI's vpdpbusd for the 32-element block types.</summary>
+    Vector256Vnni,
+
+    /// <summary>AVX-512 BW, two 32-element blocks per vector (32-element block types only).</summary>
+    Vector512,
+}
+
+/// <summary>
+/// Chooses the dot-product kernel of a weight type. The order of preference comes from measurement on a Zen 4
+/// (AVX-512, AVX-VNNI) with SmolLM-shaped matrices (docs/performance.md): 256-bit AVX-VNNI beats 512-bit
+/// AVX-512BW for the 32-element block types (Zen 4 splits 512-bit operations in two, and vpdpbusd replaces two
+/// instructions), so Vector512 is used only where VNNI is absent.
+/// </summary>
+public static unsafe class QuantizedDot
+{
+    /// <summary>True when <paramref name="path"/> can run on this CPU for <paramref name="type"/>.</summary>
+    public static bool IsAvailable(GgmlType type, QuantizedKernelPath path) => Pointer(type, path) != null;
+
+    /// <summary>The path the kernels use for <paramref name="type"/> on this CPU.</summary>
+    public static QuantizedKernelPath Best(GgmlType type)
+    {
+        if (IsAvailable(type, QuantizedKernelPath.Vector256Vnni))
+            return QuantizedKernelPath.Vector256Vnni;
+        if (IsAvailable(type, QuantizedKernelPath.Vector512))
+            return QuantizedKernelPath.Vector512;
+        if (IsAvailable(type, QuantizedKernelPath.Vector256))
+            return QuantizedKernelPath.Vector256;
+        if (IsAvailable(type, QuantizedKernelPath.Vector128))
+            return QuantizedKernelPath.Vector128;
+        return QuantizedKernelPath.Scalar;
+    }
+
+    /// <summary>Runs one dot product on an explicit path (tests compare the paths).</summary>
+    public static float Dot(GgmlType type, QuantizedKernelPath path, byte* weights, ActivationRow activations, int blocks)
+    {
+        var kernel = Pointer(type, path);
+        if (kernel == null)
+            throw new NotSupportedException($"{path} is not available for {type} on this CPU");
+        return kernel(weights, activations, blocks);
+    }
+
+    internal static delegate*<byte*, ActivationRow, int, float> Pointer(GgmlType type, QuantizedKernelPath path)
+    {
+        switch (path)
+        {
+            case QuantizedKernelPath.Scalar:
+                return type switch
+                {
+                    GgmlType.Q8_0 => &ScalarDot.Q8_0,
+                    GgmlType.Q4_0 => &ScalarDot.Q4_0,
+                    GgmlType.Q4_1 => &ScalarDot.Q4_1,
+                    GgmlType.Q5_0 => &ScalarDot.Q5_0,
+                    GgmlType.Q5_1 => &ScalarDot.Q5_1,
+                    GgmlType.Q2_K => &ScalarDot.Q2_K,
+                    GgmlType.Q3_K => &ScalarDot.Q3_K,
+                    GgmlType.Q4_K => &ScalarDot.Q4_K,
+                    GgmlType.Q5_K => &ScalarDot.Q5_K,
+                    GgmlType.Q6_K => &ScalarDot.Q6_K,
+                    _ => null,
+                };
+            case QuantizedKernelPath.Vector128 when Vector128Dot.IsSupported:
+                return type switch
+                {
+                    GgmlType.Q8_0 => &Vector128Dot.Q8_0,
+                    GgmlType.Q4_0 => &Vector128Dot.Q4_0,
+                    GgmlType.Q4_1 => &Vector128Dot.Q4_1,
+                    GgmlType.Q5_0 => &Vector128Dot.Q5_0,
+                    GgmlType.Q5_1 => &Vector128Dot.Q5_1,
+                    GgmlType.Q2_K => &Vector128Dot.Q2_K,
+                    GgmlType.Q3_K => &Vector128Dot.Q3_K,
+                    GgmlType.Q4_K => &Vector128Dot.Q4_K,
+                    GgmlType.Q5_K => &Vector128Dot.Q5_K,
+                    GgmlType.Q6_K => &Vector128Dot.Q6_K,
+                    _ => null,
+                };
+            case QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported:
+                return type switch
+                {
+                    GgmlType.Q8_0 => &Avx2Dot.Q8_0<PlainAvx2>,
+                    GgmlType.Q4_0 => &Avx2Dot.Q4_0<PlainAvx2>,
+                    GgmlType.Q4_1 => &Avx2Dot.Q4_1<PlainAvx2>,
+                    GgmlType.Q5_0 => &Avx2Dot.Q5_0<PlainAvx2>,
+                    GgmlType.Q5_1 => &Avx2Dot.Q5_1<PlainAvx2>,
+                    GgmlType.Q2_K => &Avx2Dot.Q2_K,
+                    GgmlType.Q3_K => &Avx2Dot.Q3_K,
+                    GgmlType.Q4_K => &Avx2Dot.Q4_K,
+                    GgmlType.Q5_K => &Avx2Dot.Q5_K,
+                    GgmlType.Q6_K => &Avx2Dot.Q6_K,
+                    _ => null,
+                };
+            case QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported:
+                return type switch
+                {
+                    GgmlType.Q8_0 => &Avx2Dot.Q8_0<WithAvxVnni>,
+                    GgmlType.Q4_0 => &Avx2Dot.Q4_0<WithAvxVnni>,
+                    GgmlType.Q4_1 => &Avx2Dot.Q4_1<WithAvxVnni>,
+                    GgmlType.Q5_0 => &Avx2Dot.Q5_0<WithAvxVnni>,
+                    GgmlType.Q5_1 => &Avx2Dot.Q5_1<WithAvxVnni>,
+                    // The K types multiply by 16-bit sub-block scales in vpmaddwd, which VNNI does not replace.
+                    GgmlType.Q2_K => &Avx2Dot.Q2_K,
+                    GgmlType.Q3_K => &Avx2Dot.Q3_K,
+                    GgmlType.Q4_K => &Avx2Dot.Q4_K,
+                    GgmlType.Q5_K => &Avx2Dot.Q5_K,
+                    GgmlType.Q6_K => &Avx2Dot.Q6_K,
+                    _ => null,
+                };
+            case QuantizedKernelPath.Vector512 when Avx512Dot.IsSupported:
+                return type switch
+                {
+                    GgmlType.Q8_0 => &Avx512Dot.Q8_0,
+                    GgmlType.Q4_0 => &Avx512Dot.Q4_0,
+                    GgmlType.Q4_1 => &Avx512Dot.Q4_1,
+                    GgmlType.Q5_0 => &Avx512Dot.Q5_0,
+                    GgmlType.Q5_1 => &Avx512Dot.Q5_1,
+                    _ => null,
+                };
+            default:
+                return null;
+        }
+    }
+}

@@ -1,0 +1,100 @@
+using SlmKit.Tensors;
+
+namespace SlmKit.Kernels.Quantization;
+
+/// <summary>
+/// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
+/// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
+/// integer dot product scaled per block. Rows are handed out in chunks over the worker pool; each weight row is read
+/// once per call and reused for every token while it is in L1.
+/// </summary>
+internal static unsafe class QuantizedMatMul
+{
+    private const int RowsPerChunk = 16;
+
+    [ThreadStatic] private static QuantizedActivations? t_activations;
+    [ThreadStatic] private static Work? t_work;
+
+    private static readonly nint[] s_kernels = BuildKernelTable();
+
+    private static nint[] BuildKernelTable()
+    {
+        var table = new nint[64];
+        foreach (GgmlType type in Enum.GetValues<GgmlType>())
+        {
+            if (BlockFormats.IsQuantized(type))
+                table[(int)type] = (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type));
+        }
+        return table;
+    }
+
+    public static void Multiply(WorkerPool pool, ReadOnlySpan<float> input, int tokens, WeightTensor weight, int rows, int cols, Span<float> output)
+    {
+        GgmlTypeInfo.TryGetBlockLayout(weight.Type, out int blockSize, out int blockBytes);
+        if (cols % blockSize != 0)
+            throw new SlmKitException($"tensor '{weight.Name}' row length {cols} is not a whole number of {blockSize}-element {weight.Type} blocks");
+        var activations = t_activations ??= new QuantizedActivations();
+        activations.Quantize(input, tokens, cols, BlockFormats.IsKQuant(weight.Type));
+        var kernel = (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type];
+        int blocks = cols / blockSize;
+        fixed (float* y = output)
+        {
+            var work = t_work ??= new Work();
+            work.Set(kernel, weight.Data, (long)blocks * blockBytes, blocks, rows, tokens, activations, y);
+            pool.For((rows + RowsPerChunk - 1) / RowsPerChunk, work);
+            work.Clear();
+        }
+    }
+
+    private sealed class Work : IParallelWork
+    {
+        private delegate*<byte*, ActivationRow, int, float> _kernel;
+        private byte* _w;
+        private long _rowBytes;
+        private int _blocks;
+        private int _rows;
+        private int _tokens;
+        private QuantizedActivations? _activations;
+        private float* _y;
+
+        public void Set(delegate*<byte*, ActivationRow, int, float> kernel, byte* w, long rowBytes, int blocks, int rows, int tokens, QuantizedActivations activations, float* y)
+        {
+            _kernel = kernel;
+            _w = w;
+            _rowBytes = rowBytes;
+            _blocks = blocks;
+            _rows = rows;
+            _tokens = tokens;
+            _activations = activations;
+            _y = y;
+        }
+
+        public void Clear()
+        {
+            _w = null;
+            _y = null;
+            _activations = null;
+        }
+
+        public void Execute(int index)
+        {
+            int first = index * RowsPerChunk;
+            int last = Math.Min(first + RowsPerChunk, _rows);
+            var activations = _activations!;
+            var kernel = _kernel;
+            if (_tokens == 1)
+            {
+                var row = activations.Row(0);
+                for (int r = first; r < last; r++)
+                    _y[r] = kernel(_w + r * _rowBytes, row, _blocks);
+                return;
+            }
+            for (int r = first; r < last; r++)
+            {
+                byte* weights = _w + r * _rowBytes;
+                for (int t = 0; t < _tokens; t++)
+                    _y[(long)t * _rows + r] = kernel(weights, activations.Row(t), _blocks);
+            }
+        }
+    }
+}
