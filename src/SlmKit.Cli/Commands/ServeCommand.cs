@@ -38,7 +38,7 @@ internal static class ServeCommand
                 CorsOrigin = result.GetValue(cors),
                 ModelId = result.GetValue(modelId),
             };
-            using var slm = SlmModel.Load(result.GetValue(model)!, CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), options.ContextSize));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), options.ContextSize));
             await using var server = await SlmServer.StartAsync(slm, options, cancellationToken).ConfigureAwait(false);
             console.Error.WriteLine($"slm serve: {server.ModelId} on {server.Address} ({options.Parallel} slots, playground at {server.Address}, Ctrl+C to stop)");
             await server.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);
