@@ -96,6 +96,15 @@ public sealed class PublishedConfigTests : IDisposable
              "vocab_size": 50257}
             """
         },
+        {
+            "facebook/opt-125m", "opt", 125_239_296, """
+            {"_name_or_path": "facebook/opt-125m", "activation_dropout": 0.0, "activation_function": "relu", "architectures": ["OPTForCausalLM"],
+             "attention_dropout": 0.0, "bos_token_id": 2, "do_layer_norm_before": true, "dropout": 0.1, "eos_token_id": 2, "ffn_dim": 3072,
+             "hidden_size": 768, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 2048, "model_type": "opt",
+             "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1, "prefix": "</s>", "torch_dtype": "float16",
+             "transformers_version": "4.21.0.dev0", "use_cache": true, "vocab_size": 50272, "word_embed_proj_dim": 768}
+            """
+        },
     };
 
     [Theory]
@@ -117,6 +126,7 @@ public sealed class PublishedConfigTests : IDisposable
             "gptneox" => GptNeoX.ParameterCount(modelFamily.FromHuggingFace(config)),
             "bloom" => Bloom.ParameterCount(modelFamily.FromHuggingFace(config)),
             "gpt2" => Gpt2.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "opt" => Opt.ParameterCount(modelFamily.FromHuggingFace(config)),
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");
@@ -124,7 +134,7 @@ public sealed class PublishedConfigTests : IDisposable
 
     [Theory]
     [InlineData("openelm", "apple/OpenELM-270M")]
-    [InlineData("opt", "facebook/opt-125m")]
+    [InlineData("rwkv", "RWKV/rwkv-4-169m-pile")]
     [InlineData("mamba", "state-spaces/mamba-130m-hf")]
     public void An_unsupported_model_type_is_refused_with_the_supported_list(string modelType, string checkpoint)
     {
