@@ -105,6 +105,16 @@ public sealed class PublishedConfigTests : IDisposable
              "transformers_version": "4.21.0.dev0", "use_cache": true, "vocab_size": 50272, "word_embed_proj_dim": 768}
             """
         },
+        {
+            "EleutherAI/gpt-neo-125m", "gptneo", 125_198_592, """
+            {"activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0,
+             "attention_layers": ["global", "local", "global", "local", "global", "local", "global", "local", "global", "local", "global", "local"],
+             "attention_types": [[["global", "local"], 6]], "bos_token_id": 50256, "embed_dropout": 0, "eos_token_id": 50256,
+             "gradient_checkpointing": false, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": null,
+             "layer_norm_epsilon": 1e-05, "max_position_embeddings": 2048, "model_type": "gpt_neo", "num_heads": 12, "num_layers": 12,
+             "resid_dropout": 0, "use_cache": true, "vocab_size": 50257, "window_size": 256}
+            """
+        },
     };
 
     [Theory]
@@ -127,6 +137,7 @@ public sealed class PublishedConfigTests : IDisposable
             "bloom" => Bloom.ParameterCount(modelFamily.FromHuggingFace(config)),
             "gpt2" => Gpt2.ParameterCount(modelFamily.FromHuggingFace(config)),
             "opt" => Opt.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "gptneo" => GptNeo.ParameterCount(modelFamily.FromHuggingFace(config)),
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");

@@ -209,6 +209,56 @@ public sealed class ReferenceForwardTests : IDisposable
         return [.. x.Select(v => TiedHead(LayerNorm(v, w[p + "final_layer_norm.weight"], w[p + "final_layer_norm.bias"]), embed))];
     }
 
+    // ---- GPT-Neo (modeling_gpt_neo.py) ----
+
+    private static Checkpoint GptNeoCheckpoint(int d, int layers, int ffn, int context, int seed)
+    {
+        var w = new Checkpoint(seed);
+        w.Add("transformer.wte.weight", [Vocab, d], 1.0);
+        w.Add("transformer.wpe.weight", [context, d], 0.5);
+        for (int l = 0; l < layers; l++)
+        {
+            string b = $"transformer.h.{l}.";
+            w.LayerNorm(b + "ln_1", d);
+            foreach (string proj in new[] { "q_proj", "k_proj", "v_proj" })
+                w.Linear(b + "attn.attention." + proj, d, d, bias: false);
+            w.Linear(b + "attn.attention.out_proj", d, d, bias: true);
+            w.LayerNorm(b + "ln_2", d);
+            w.Linear(b + "mlp.c_fc", ffn, d, bias: true);
+            w.Linear(b + "mlp.c_proj", d, ffn, bias: true);
+        }
+        w.LayerNorm("transformer.ln_f", d);
+        return w;
+    }
+
+    private static double[][] GptNeoReference(Checkpoint w, int[] tokens, int d, int heads, string[] attentionLayers, int window)
+    {
+        int n = tokens.Length;
+        double[] wte = w["transformer.wte.weight"], wpe = w["transformer.wpe.weight"];
+        var x = new double[n][];
+        for (int t = 0; t < n; t++)
+            x[t] = Add(Row(wte, tokens[t], d), Row(wpe, t, d));
+        for (int l = 0; l < attentionLayers.Length; l++)
+        {
+            string b = $"transformer.h.{l}.";
+            var h = x.Select(v => LayerNorm(v, w[b + "ln_1.weight"], w[b + "ln_1.bias"])).ToArray();
+            var q = h.Select(v => Linear(v, w[b + "attn.attention.q_proj.weight"], null)).ToArray();
+            var k = h.Select(v => Linear(v, w[b + "attn.attention.k_proj.weight"], null)).ToArray();
+            var v2 = h.Select(v => Linear(v, w[b + "attn.attention.v_proj.weight"], null)).ToArray();
+            // GPTNeoSelfAttention: raw q·k (no 1/√d); a "local" layer masks keys at distance ≥ window_size.
+            var attended = Attention(q, k, v2, heads, scale: 1, window: attentionLayers[l] == "local" ? window : 0);
+            for (int t = 0; t < n; t++)
+                x[t] = Add(x[t], Linear(attended[t], w[b + "attn.attention.out_proj.weight"], w[b + "attn.attention.out_proj.bias"]));
+            for (int t = 0; t < n; t++)
+            {
+                var m = LayerNorm(x[t], w[b + "ln_2.weight"], w[b + "ln_2.bias"]);
+                var up = Linear(m, w[b + "mlp.c_fc.weight"], w[b + "mlp.c_fc.bias"]).Select(GeluNew).ToArray();
+                x[t] = Add(x[t], Linear(up, w[b + "mlp.c_proj.weight"], w[b + "mlp.c_proj.bias"]));
+            }
+        }
+        return [.. x.Select(v => TiedHead(LayerNorm(v, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"]), wte))];
+    }
+
     // ---- shared comparison ----
 
     private static int[] Tokens(int count, int seed)
@@ -265,6 +315,31 @@ public sealed class ReferenceForwardTests : IDisposable
             """);
         int[] tokens = Tokens(20, 502);
         AssertMatches(folder, "opt", w.ElementCount, tokens, OptReference(w, prefix, tokens, d, heads, layers));
+    }
+
+    [Fact]
+    public void Gpt_neo_matches_the_float64_reference_at_every_position()
+    {
+        // window_size 5 instead of 256 so the local layer's window matters within 20 tokens.
+        const int d = 64, heads = 4, ffn = 4 * d, context = 64, window = 5;
+        string[] kinds = ["global", "local"];
+        var w = GptNeoCheckpoint(d, kinds.Length, ffn, context, seed: 601);
+        string folder = Path.Combine(_folder, "gptneo");
+        w.Write(folder, $$"""
+            {"activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0, "attention_types": [[["global", "local"], 1]],
+             "bos_token_id": 50256, "embed_dropout": 0, "eos_token_id": 50256, "gradient_checkpointing": false, "hidden_size": {{d}},
+             "initializer_range": 0.02, "intermediate_size": null, "layer_norm_epsilon": 1e-05, "max_position_embeddings": {{context}},
+             "model_type": "gpt_neo", "num_heads": {{heads}}, "num_layers": 2, "resid_dropout": 0, "torch_dtype": "float32", "use_cache": true,
+             "vocab_size": {{Vocab}}, "window_size": {{window}}}
+            """);
+        int[] tokens = Tokens(20, 602);
+        var expected = GptNeoReference(w, tokens, d, heads, kinds, window);
+        AssertMatches(folder, "gptneo", w.ElementCount, tokens, expected);
+
+        // The window is observable: the same weights with both layers global give other logits past position 4.
+        var allGlobal = GptNeoReference(w, tokens, d, heads, ["global", "global"], window);
+        Assert.Equal(expected[4], allGlobal[4]);
+        Assert.True(Enumerable.Range(0, Vocab).Max(i => Math.Abs(expected[19][i] - allGlobal[19][i])) > 1e-2);
     }
 
     [Theory]
