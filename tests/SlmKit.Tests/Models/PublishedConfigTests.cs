@@ -115,6 +115,14 @@ public sealed class PublishedConfigTests : IDisposable
              "resid_dropout": 0, "use_cache": true, "vocab_size": 50257, "window_size": 256}
             """
         },
+        {
+            "facebook/xglm-564M", "xglm", 564_463_616, """
+            {"activation_dropout": 0.0, "activation_function": "gelu", "architectures": ["XGLMForCausalLM"], "attention_dropout": 0.1,
+             "attention_heads": 16, "bos_token_id": 0, "d_model": 1024, "decoder_start_token_id": 2, "dropout": 0.1, "eos_token_id": 2,
+             "ffn_dim": 4096, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 2048, "model_type": "xglm", "num_layers": 24,
+             "pad_token_id": 1, "scale_embedding": true, "use_cache": true, "vocab_size": 256008}
+            """
+        },
     };
 
     [Theory]
@@ -138,6 +146,7 @@ public sealed class PublishedConfigTests : IDisposable
             "gpt2" => Gpt2.ParameterCount(modelFamily.FromHuggingFace(config)),
             "opt" => Opt.ParameterCount(modelFamily.FromHuggingFace(config)),
             "gptneo" => GptNeo.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "xglm" => Xglm.ParameterCount(modelFamily.FromHuggingFace(config)),
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");

@@ -259,6 +259,71 @@ public sealed class ReferenceForwardTests : IDisposable
         return [.. x.Select(v => TiedHead(LayerNorm(v, w["transformer.ln_f.weight"], w["transformer.ln_f.bias"]), wte))];
     }
 
+    // ---- XGLM (modeling_xglm.py) ----
+
+    private static Checkpoint XglmCheckpoint(int d, int layers, int ffn, int seed)
+    {
+        var w = new Checkpoint(seed);
+        w.Add("model.embed_tokens.weight", [Vocab, d], 0.3);
+        for (int l = 0; l < layers; l++)
+        {
+            string b = $"model.layers.{l}.";
+            w.LayerNorm(b + "self_attn_layer_norm", d);
+            foreach (string proj in new[] { "q_proj", "k_proj", "v_proj", "out_proj" })
+                w.Linear(b + "self_attn." + proj, d, d, bias: true);
+            w.LayerNorm(b + "final_layer_norm", d);
+            w.Linear(b + "fc1", ffn, d, bias: true);
+            w.Linear(b + "fc2", d, ffn, bias: true);
+        }
+        w.LayerNorm("model.layer_norm", d);
+        return w;
+    }
+
+    /// <summary>
+    /// XGLMSinusoidalPositionalEmbedding.get_embedding, row <paramref name="index"/>: with half = d/2 and
+    /// f_i = exp(−i·ln 10000/(half − 1)), the row is [sin(index·f_0..half−1), cos(index·f_0..half−1)] (+ a 0 for odd d).
+    /// </summary>
+    private static double[] XglmSinusoid(int index, int d)
+    {
+        int half = d / 2;
+        var row = new double[d];
+        for (int i = 0; i < half; i++)
+        {
+            double frequency = Math.Exp(i * -(Math.Log(10000) / (half - 1)));
+            row[i] = Math.Sin(index * frequency);
+            row[half + i] = Math.Cos(index * frequency);
+        }
+        return row;
+    }
+
+    private static double[][] XglmReference(Checkpoint w, int[] tokens, int d, int heads, int layers)
+    {
+        int n = tokens.Length;
+        double[] embed = w["model.embed_tokens.weight"];
+        // scale_embedding: inputs_embeds · √d_model; positions t + offset 2 (padding_idx 1 + 1 without padding).
+        var x = new double[n][];
+        for (int t = 0; t < n; t++)
+            x[t] = Add([.. Row(embed, tokens[t], d).Select(v => v * Math.Sqrt(d))], XglmSinusoid(t + 2, d));
+        for (int l = 0; l < layers; l++)
+        {
+            string b = $"model.layers.{l}.";
+            var h = x.Select(v => LayerNorm(v, w[b + "self_attn_layer_norm.weight"], w[b + "self_attn_layer_norm.bias"])).ToArray();
+            var q = h.Select(v => Linear(v, w[b + "self_attn.q_proj.weight"], w[b + "self_attn.q_proj.bias"])).ToArray();
+            var k = h.Select(v => Linear(v, w[b + "self_attn.k_proj.weight"], w[b + "self_attn.k_proj.bias"])).ToArray();
+            var v2 = h.Select(v => Linear(v, w[b + "self_attn.v_proj.weight"], w[b + "self_attn.v_proj.bias"])).ToArray();
+            var attended = Attention(q, k, v2, heads, 1 / Math.Sqrt(d / heads), window: 0);
+            for (int t = 0; t < n; t++)
+                x[t] = Add(x[t], Linear(attended[t], w[b + "self_attn.out_proj.weight"], w[b + "self_attn.out_proj.bias"]));
+            for (int t = 0; t < n; t++)
+            {
+                var m = LayerNorm(x[t], w[b + "final_layer_norm.weight"], w[b + "final_layer_norm.bias"]);
+                var up = Linear(m, w[b + "fc1.weight"], w[b + "fc1.bias"]).Select(GeluErf).ToArray();
+                x[t] = Add(x[t], Linear(up, w[b + "fc2.weight"], w[b + "fc2.bias"]));
+            }
+        }
+        return [.. x.Select(v => TiedHead(LayerNorm(v, w["model.layer_norm.weight"], w["model.layer_norm.bias"]), embed))];
+    }
+
     // ---- shared comparison ----
 
     private static int[] Tokens(int count, int seed)
@@ -340,6 +405,23 @@ public sealed class ReferenceForwardTests : IDisposable
         var allGlobal = GptNeoReference(w, tokens, d, heads, ["global", "global"], window);
         Assert.Equal(expected[4], allGlobal[4]);
         Assert.True(Enumerable.Range(0, Vocab).Max(i => Math.Abs(expected[19][i] - allGlobal[19][i])) > 1e-2);
+    }
+
+    [Fact]
+    public void Xglm_matches_the_float64_reference_at_every_position()
+    {
+        const int d = 48, heads = 4, layers = 2, ffn = 128;
+        var w = XglmCheckpoint(d, layers, ffn, seed: 701);
+        string folder = Path.Combine(_folder, "xglm");
+        w.Write(folder, $$"""
+            {"activation_dropout": 0.0, "activation_function": "gelu", "architectures": ["XGLMForCausalLM"], "attention_dropout": 0.1,
+             "attention_heads": {{heads}}, "bos_token_id": 0, "d_model": {{d}}, "decoder_start_token_id": 2, "dropout": 0.1, "eos_token_id": 2,
+             "ffn_dim": {{ffn}}, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 64, "model_type": "xglm",
+             "num_layers": {{layers}}, "pad_token_id": 1, "scale_embedding": true, "torch_dtype": "float32", "use_cache": true,
+             "vocab_size": {{Vocab}}}
+            """);
+        int[] tokens = Tokens(20, 702);
+        AssertMatches(folder, "xglm", w.ElementCount, tokens, XglmReference(w, tokens, d, heads, layers));
     }
 
     [Theory]
