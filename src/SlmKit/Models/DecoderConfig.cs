@@ -36,6 +36,12 @@ public enum PositionKind
 
     /// <summary>Linear biases on the attention scores (BLOOM).</summary>
     Alibi,
+
+    /// <summary>
+    /// fairseq's fixed sinusoids added to the token embeddings (XGLM): row p holds sin(p·ωᵢ) in its first half and
+    /// cos(p·ωᵢ) in its second, ωᵢ = 10000^(−i/(d/2 − 1)), a zero last column for odd d; position t reads row t + PositionOffset.
+    /// </summary>
+    Sinusoidal,
 }
 
 /// <summary>How a fused query/key/value projection orders its output rows.</summary>
@@ -105,7 +111,7 @@ public sealed record DecoderConfig
     // Positions.
     public PositionKind Positions { get; init; } = PositionKind.Rope;
 
-    /// <summary>Rows of the learned position table skipped at position 0 (OPT: 2).</summary>
+    /// <summary>Rows of the learned or sinusoidal position table skipped at position 0 (OPT, XGLM: 2).</summary>
     public int PositionOffset { get; init; }
     public float RopeTheta { get; init; } = 10000f;
 
@@ -161,6 +167,9 @@ public sealed record DecoderConfig
         Require(VocabSize > 0, $"vocabulary size must be positive (got {VocabSize})");
         Require(ContextLength > 0, $"context length must be positive (got {ContextLength})");
         Require(ResolvedHeadDim > 0, $"head size must be positive (got {ResolvedHeadDim})");
+        Require(PositionOffset >= 0, $"position offset must not be negative (got {PositionOffset})");
+        if (Positions == PositionKind.Sinusoidal)
+            Require(HiddenSize >= 4, $"sinusoidal positions need a hidden size of at least 4 (got {HiddenSize})");
         if (Positions == PositionKind.Rope)
             Require(ResolvedRotaryDim % 2 == 0 && ResolvedRotaryDim <= ResolvedHeadDim, $"rotary dimension {ResolvedRotaryDim} must be even and within the head size {ResolvedHeadDim}");
         foreach (var (name, values) in new[] { ("head counts", LayerHeadCounts), ("KV head counts", LayerKvHeadCounts), ("feed-forward sizes", LayerFeedForwardSizes) })

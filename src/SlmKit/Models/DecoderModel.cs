@@ -223,6 +223,12 @@ public sealed class DecoderModel : LanguageModel
                 Embeddings.Lookup(positions, s.RowPositions[t] + c.PositionOffset, row);
                 TensorPrimitives.Add(x, row, x);
             }
+            else if (c.Positions == PositionKind.Sinusoidal)
+            {
+                var row = s.Normed.AsSpan(0, d);
+                SinusoidalPositions.Row(s.RowPositions[t] + c.PositionOffset, row);
+                TensorPrimitives.Add(x, row, x);
+            }
             if (_weights.EmbeddingNorm is { } embeddingNorm)
                 Norm(x, embeddingNorm, x);
             _rope?.ComputeAngles(s.RowPositions[t], s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));

@@ -36,6 +36,7 @@ public abstract class ModelFamily
     [
         Llama.Family, Qwen2.Family, Gemma.Family, Gemma2.Family, Phi2.Family, Phi3.Family, StableLm.Family,
         GptNeoX.Family, Gpt2.Family, Olmo.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
+        Opt.Family, GptNeo.Family, Xglm.Family,
     ];
 
     public static ModelFamily? ForGgufArchitecture(string architecture)

@@ -96,6 +96,33 @@ public sealed class PublishedConfigTests : IDisposable
              "vocab_size": 50257}
             """
         },
+        {
+            "facebook/opt-125m", "opt", 125_239_296, """
+            {"_name_or_path": "facebook/opt-125m", "activation_dropout": 0.0, "activation_function": "relu", "architectures": ["OPTForCausalLM"],
+             "attention_dropout": 0.0, "bos_token_id": 2, "do_layer_norm_before": true, "dropout": 0.1, "eos_token_id": 2, "ffn_dim": 3072,
+             "hidden_size": 768, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 2048, "model_type": "opt",
+             "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1, "prefix": "</s>", "torch_dtype": "float16",
+             "transformers_version": "4.21.0.dev0", "use_cache": true, "vocab_size": 50272, "word_embed_proj_dim": 768}
+            """
+        },
+        {
+            "EleutherAI/gpt-neo-125m", "gptneo", 125_198_592, """
+            {"activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0,
+             "attention_layers": ["global", "local", "global", "local", "global", "local", "global", "local", "global", "local", "global", "local"],
+             "attention_types": [[["global", "local"], 6]], "bos_token_id": 50256, "embed_dropout": 0, "eos_token_id": 50256,
+             "gradient_checkpointing": false, "hidden_size": 768, "initializer_range": 0.02, "intermediate_size": null,
+             "layer_norm_epsilon": 1e-05, "max_position_embeddings": 2048, "model_type": "gpt_neo", "num_heads": 12, "num_layers": 12,
+             "resid_dropout": 0, "use_cache": true, "vocab_size": 50257, "window_size": 256}
+            """
+        },
+        {
+            "facebook/xglm-564M", "xglm", 564_463_616, """
+            {"activation_dropout": 0.0, "activation_function": "gelu", "architectures": ["XGLMForCausalLM"], "attention_dropout": 0.1,
+             "attention_heads": 16, "bos_token_id": 0, "d_model": 1024, "decoder_start_token_id": 2, "dropout": 0.1, "eos_token_id": 2,
+             "ffn_dim": 4096, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 2048, "model_type": "xglm", "num_layers": 24,
+             "pad_token_id": 1, "scale_embedding": true, "use_cache": true, "vocab_size": 256008}
+            """
+        },
     };
 
     [Theory]
@@ -117,6 +144,9 @@ public sealed class PublishedConfigTests : IDisposable
             "gptneox" => GptNeoX.ParameterCount(modelFamily.FromHuggingFace(config)),
             "bloom" => Bloom.ParameterCount(modelFamily.FromHuggingFace(config)),
             "gpt2" => Gpt2.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "opt" => Opt.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "gptneo" => GptNeo.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "xglm" => Xglm.ParameterCount(modelFamily.FromHuggingFace(config)),
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");
@@ -124,7 +154,7 @@ public sealed class PublishedConfigTests : IDisposable
 
     [Theory]
     [InlineData("openelm", "apple/OpenELM-270M")]
-    [InlineData("opt", "facebook/opt-125m")]
+    [InlineData("rwkv", "RWKV/rwkv-4-169m-pile")]
     [InlineData("mamba", "state-spaces/mamba-130m-hf")]
     public void An_unsupported_model_type_is_refused_with_the_supported_list(string modelType, string checkpoint)
     {
