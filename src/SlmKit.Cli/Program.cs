@@ -23,6 +23,8 @@ public static class Program
         root.Subcommands.Add(TokenizeCommand.Create(console));
         root.Subcommands.Add(LogitsCommand.Create(console));
         root.Subcommands.Add(QuantizeCommand.Create(console));
+        root.Subcommands.Add(BenchCommand.Create(console));
+        root.Subcommands.Add(PerplexityCommand.Create(console));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
