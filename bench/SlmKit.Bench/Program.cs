@@ -99,8 +99,11 @@ public static class Program
         using var slm = new SlmKitEngine(path, threads);
         using var llama = new LlamaCppEngine(path, threads);
         // Warm-up (JIT tiering on our side, page cache and allocations on both), not counted.
-        slm.Run(prompt, 8);
-        llama.Run(prompt, 8);
+        for (int i = 0; i < 2; i++)
+        {
+            slm.Run(prompt, 16);
+            llama.Run(prompt, 16);
+        }
         var sp = new List<double>();
         var sd = new List<double>();
         var lp = new List<double>();

@@ -27,6 +27,8 @@ public static class Program
         root.Subcommands.Add(ConvertCommand.Create(console));
         root.Subcommands.Add(ServeCommand.Create(console));
         root.Subcommands.Add(QuantizeCommand.Create(console));
+        root.Subcommands.Add(BenchCommand.Create(console));
+        root.Subcommands.Add(PerplexityCommand.Create(console));
 
         var parsed = root.Parse(args);
         if (parsed.Errors.Count > 0)
