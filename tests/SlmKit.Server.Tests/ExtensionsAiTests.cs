@@ -65,7 +65,9 @@ public sealed class ExtensionsAiTests : IDisposable
             Assert.Skip("the generated text gives no stop word to test with");
     }
 
-    public sealed record Rating(int Stars, bool Recommended, string Label);
+    // The schema types this field only as "integer", and constrained decoding bounds an integer to 16 digits (as llama.cpp's
+    // json-schema-to-grammar does), so the value always fits a long but not necessarily an int: a weak model may write a big one.
+    public sealed record Rating(long Stars, bool Recommended, string Label);
 
     [Fact]
     public async Task Response_format_schema_gives_json_that_deserializes()

@@ -73,9 +73,13 @@ public sealed class OpenAiClientTests(ServerFixture fixture) : IClassFixture<Ser
         }
     }
 
-    public sealed record Score(int Value, bool Passed);
+    // The schema types this field only as "integer", and constrained decoding bounds an integer to 16 digits (as llama.cpp's
+    // json-schema-to-grammar does), so the value always fits a long but not necessarily an int: a weak model may write a big one.
+    public sealed record Score(long Value, bool Passed);
 
-    public sealed record Pet(string Name, int Age, string Kind, bool Friendly);
+    // The schema types this field only as "integer", and constrained decoding bounds an integer to 16 digits (as llama.cpp's
+    // json-schema-to-grammar does), so the value always fits a long but not necessarily an int: a weak model may write a big one.
+    public sealed record Pet(string Name, long Age, string Kind, bool Friendly);
 
     [Fact]
     public async Task Json_schema_output_deserializes()

@@ -27,8 +27,11 @@ internal static class TestModel
         string folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "slmkit-server-tests");
         Directory.CreateDirectory(folder);
         string path = System.IO.Path.Combine(folder, $"random-{Environment.ProcessId}.gguf");
+        // The synthetic vocabulary spends about a token per character (stories260K's real one packs several), so a chat
+        // prompt that lists tools nearly fills a 512-token context; 4096 tokens leaves the tests the room they need, and
+        // keeps an "endless" generation running long enough for a client to disconnect from it.
         var spec = new RandomLlamaSpec("server", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 128, Vocab: 600, Tied: true,
-            RopeTheta: 10000f, Type: GgmlType.F32, Seed: 42);
+            RopeTheta: 10000f, Type: GgmlType.F32, Seed: 42, ContextLength: 4096);
         return new RandomLlama(spec).WriteGguf(path);
     }
 }

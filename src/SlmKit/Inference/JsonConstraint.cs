@@ -119,6 +119,12 @@ internal sealed class JsonConstraint : ITokenConstraint
     private const int MaxDepth = 48;
     private const int MaxWhitespace = 1;
     private const int MaxNumberLength = 24;
+    /// <summary>
+    /// Most digits in each part of a number (integer, fraction, exponent), as llama.cpp's json-schema-to-grammar writes
+    /// them (<c>-?(0|[1-9][0-9]{0,15})</c>): 16 digits keep an integer exact in a double and within a 64-bit integer,
+    /// so a constrained value always fits a <c>long</c>; unbounded, a weak model happily writes 24-digit integers.
+    /// </summary>
+    private const int MaxNumberPartDigits = 16;
 
     private enum Kind : byte { Root, Value, Object, Array, String, Literal, Key, Number }
 
@@ -137,7 +143,7 @@ internal sealed class JsonConstraint : ITokenConstraint
         public byte State;
         public byte Whitespace;
         public int Index;        // Object: next listed property; Literal/Key: bytes matched; String: hex digits left; Number: length; Array: items - 1
-        public ulong Alive;      // Literal/Key: candidates still matching; String: characters so far
+        public ulong Alive;      // Literal/Key: candidates still matching; String: characters so far; Number: digits in the current part
         public JsonSchemaNode Node;
         public JsonSchemaNode? Pending; // Object: schema of the value after the current key
     }
@@ -644,8 +650,11 @@ internal sealed class JsonConstraint : ITokenConstraint
         };
         if (next == byte.MaxValue)
             return terminal ? Step.DonePass : Step.Rejected;
-        if (++f.Index > MaxNumberLength)
+        // A digit either continues the current part or starts a new one (after the sign, '.' or the exponent mark).
+        ulong digits = !digit ? 0 : next == f.State ? f.Alive + 1 : 1;
+        if (digits > MaxNumberPartDigits || ++f.Index > MaxNumberLength)
             return Step.Rejected;
+        f.Alive = digits;
         f.State = next;
         return Step.Consumed;
     }

@@ -26,7 +26,8 @@ internal sealed record JsonSchemaProperty(byte[] EncodedName, JsonSchemaNode Sch
 /// The part of JSON Schema that constrained decoding enforces: <c>type</c> (a name or a list), <c>properties</c> with
 /// <c>required</c> (keys appear in schema order, only listed keys, each at most once), <c>items</c>, <c>enum</c>,
 /// <c>const</c>, <c>maxLength</c>, <c>maxItems</c>, <c>anyOf</c>/<c>oneOf</c> of plain types, and local <c>$ref</c>s into
-/// <c>$defs</c>/<c>definitions</c>. Other keywords (minimums, patterns, ranges, formats) are not enforced.
+/// <c>$defs</c>/<c>definitions</c>. Numbers are bounded as llama.cpp bounds them (at most 16 digits in each part, so an
+/// <c>integer</c> always fits a 64-bit integer). Other keywords (minimums, patterns, ranges, formats) are not enforced.
 /// </summary>
 internal sealed class JsonSchemaNode
 {

@@ -32,6 +32,9 @@ public sealed class JsonGrammarTests
     [InlineData("{\"a\": [1, -2.5e3, true, null, \"x\\n\\u00e9\"], \"b\": {\"c\": {}}}", true)]
     [InlineData("[1]", false)]
     [InlineData("{\"a\":01}", false)]
+    [InlineData("{\"a\":1234567890123456.1234567890123456}", false)] // 34 characters: past the 24 a number may take
+    [InlineData("{\"a\":0.1234567890123456}", true)]
+    [InlineData("{\"a\":0.12345678901234567}", false)] // 17 fraction digits
     [InlineData("{\"a\" 1}", false)]
     [InlineData("{a:1}", false)]
     [InlineData("{\"a\":1,}", false)]
@@ -64,6 +67,8 @@ public sealed class JsonGrammarTests
     [InlineData("{\"name\":\"Rex\",\"age\":3,\"tags\":[\"c\"]}", false)]
     [InlineData("{\"name\":\"Rex\",\"age\":3,\"tags\":[\"a\",\"a\",\"a\"]}", false)]
     [InlineData("{\"name\":\"Rex\",\"age\":3,\"other\":1}", false)]
+    [InlineData("{\"name\":\"Rex\",\"age\":-9999999999999999}", true)] // 16 digits: llama.cpp's bound, within a long
+    [InlineData("{\"name\":\"Rex\",\"age\":12345678901234567}", false)] // 17 digits
     public void Schema_is_enforced(string text, bool valid)
     {
         var constraint = Constraint(PetSchema);

@@ -8,7 +8,7 @@ namespace SlmKit.Tests.Models;
 /// <summary>The shape of a random Llama-family test model.</summary>
 public sealed record RandomLlamaSpec(
     string Name, int Dim, int Layers, int Heads, int KvHeads, int HeadDim, int Ffn, int Vocab,
-    bool Tied, float RopeTheta, GgmlType Type, int Seed)
+    bool Tied, float RopeTheta, GgmlType Type, int Seed, int ContextLength = 512)
 {
     public override string ToString() => Name;
 }
@@ -69,7 +69,7 @@ public sealed class RandomLlama
         var writer = new GgufWriter();
         writer.Set("general.architecture", "llama");
         writer.Set("general.name", "slmkit-random-" + s.Name);
-        writer.Set("llama.context_length", (uint)512);
+        writer.Set("llama.context_length", (uint)s.ContextLength);
         writer.Set("llama.embedding_length", (uint)s.Dim);
         writer.Set("llama.block_count", (uint)s.Layers);
         writer.Set("llama.feed_forward_length", (uint)s.Ffn);
