@@ -36,24 +36,7 @@ public sealed class FamilyOracleTests : IDisposable
 
     public static TheoryData<RandomDecoderSpec> Specs => new(AllSpecs());
 
-    private static int[] RandomTokens(int count, int vocab, int seed)
-    {
-        var random = new Random(seed);
-        var tokens = new int[count];
-        tokens[0] = 1;
-        for (int i = 1; i < count; i++)
-            tokens[i] = random.Next(3, vocab);
-        return tokens;
-    }
 
-    private static float[] OurLogits(string path, int[] tokens)
-    {
-        using var model = ModelLoader.Load(path);
-        var cache = model.CreateCache(tokens.Length);
-        var logits = new float[tokens.Length * model.VocabSize];
-        model.Forward(cache, tokens, logits, allPositions: true);
-        return logits;
-    }
 
     private static double Tolerance(RandomDecoderSpec spec) => spec.Type == GgmlType.F16 ? 1e-2 : 1e-3;
 
@@ -62,9 +45,9 @@ public sealed class FamilyOracleTests : IDisposable
     public void Logits_of_every_position_match_llama_cpp(RandomDecoderSpec spec)
     {
         string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
-        int[] tokens = RandomTokens(64, spec.Vocab, spec.Seed);
+        int[] tokens = ModelTestHelpers.RandomTokens(64, spec.Vocab, spec.Seed);
         float[] expected = LlamaCppForward.Logits(path, tokens);
-        float[] actual = OurLogits(path, tokens);
+        float[] actual = ModelTestHelpers.OurLogits(path, tokens);
         Assert.Equal(expected.Length, actual.Length);
 
         double scale = expected.Max(Math.Abs);
@@ -80,7 +63,7 @@ public sealed class FamilyOracleTests : IDisposable
     public void Greedy_continuations_are_identical_to_llama_cpp(RandomDecoderSpec spec)
     {
         string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
-        int[] prompt = RandomTokens(8, spec.Vocab, spec.Seed + 100);
+        int[] prompt = ModelTestHelpers.RandomTokens(8, spec.Vocab, spec.Seed + 100);
         int[] expected = LlamaCppForward.Greedy(path, prompt, 32);
 
         using var model = ModelLoader.Load(path);
@@ -104,9 +87,9 @@ public sealed class FamilyOracleTests : IDisposable
         var random = new RandomDecoder(spec);
         string gguf = random.WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
         string hf = random.WriteHuggingFace(Path.Combine(_folder, spec.Name + "-hf"));
-        int[] tokens = RandomTokens(40, spec.Vocab, spec.Seed + 7);
-        float[] expected = OurLogits(gguf, tokens);
-        float[] actual = OurLogits(hf, tokens);
+        int[] tokens = ModelTestHelpers.RandomTokens(40, spec.Vocab, spec.Seed + 7);
+        float[] expected = ModelTestHelpers.OurLogits(gguf, tokens);
+        float[] actual = ModelTestHelpers.OurLogits(hf, tokens);
         double scale = expected.Max(Math.Abs);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
@@ -126,7 +109,7 @@ public sealed class FamilyOracleTests : IDisposable
         string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + "-batch.gguf"));
         using var model = ModelLoader.Load(path);
         int vocab = model.VocabSize;
-        int[][] prompts = [RandomTokens(5, vocab, 1), RandomTokens(1, vocab, 2), RandomTokens(23, vocab, 3)];
+        int[][] prompts = [ModelTestHelpers.RandomTokens(5, vocab, 1), ModelTestHelpers.RandomTokens(1, vocab, 2), ModelTestHelpers.RandomTokens(23, vocab, 3)];
         var batchedCaches = prompts.Select(_ => model.CreateCache(40)).ToArray();
         var soloCaches = prompts.Select(_ => model.CreateCache(40)).ToArray();
         var scratch = new float[vocab];

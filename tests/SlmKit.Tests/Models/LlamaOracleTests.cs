@@ -13,24 +13,7 @@ public sealed class LlamaOracleTests : IDisposable
 
     public static TheoryData<RandomLlamaSpec> Specs => new(RandomLlama.OracleSpecs());
 
-    private static int[] RandomTokens(int count, int vocab, int seed)
-    {
-        var random = new Random(seed);
-        var tokens = new int[count];
-        tokens[0] = 1;
-        for (int i = 1; i < count; i++)
-            tokens[i] = random.Next(3, vocab);
-        return tokens;
-    }
 
-    private static float[] OurLogits(string path, int[] tokens)
-    {
-        using var model = ModelLoader.Load(path);
-        var cache = model.CreateCache(tokens.Length);
-        var logits = new float[tokens.Length * model.VocabSize];
-        model.Forward(cache, tokens, logits, allPositions: true);
-        return logits;
-    }
 
     private static double Tolerance(RandomLlamaSpec spec) => spec.Type == SlmKit.Tensors.GgmlType.F16 ? 1e-2 : 1e-3;
 
@@ -39,9 +22,9 @@ public sealed class LlamaOracleTests : IDisposable
     public void Logits_of_every_position_match_llama_cpp(RandomLlamaSpec spec)
     {
         string path = new RandomLlama(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
-        int[] tokens = RandomTokens(64, spec.Vocab, spec.Seed);
+        int[] tokens = ModelTestHelpers.RandomTokens(64, spec.Vocab, spec.Seed);
         float[] expected = LlamaCppForward.Logits(path, tokens);
-        float[] actual = OurLogits(path, tokens);
+        float[] actual = ModelTestHelpers.OurLogits(path, tokens);
         Assert.Equal(expected.Length, actual.Length);
 
         double scale = expected.Max(Math.Abs);
@@ -57,7 +40,7 @@ public sealed class LlamaOracleTests : IDisposable
     public void Greedy_continuations_are_identical_to_llama_cpp(RandomLlamaSpec spec)
     {
         string path = new RandomLlama(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
-        int[] prompt = RandomTokens(8, spec.Vocab, spec.Seed + 100);
+        int[] prompt = ModelTestHelpers.RandomTokens(8, spec.Vocab, spec.Seed + 100);
         int[] expected = LlamaCppForward.Greedy(path, prompt, 32);
 
         using var model = ModelLoader.Load(path);
@@ -80,9 +63,9 @@ public sealed class LlamaOracleTests : IDisposable
         var model = new RandomLlama(spec);
         string gguf = model.WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
         string hf = model.WriteHuggingFace(Path.Combine(_folder, spec.Name + "-hf"));
-        int[] tokens = RandomTokens(40, spec.Vocab, spec.Seed + 7);
-        float[] expected = OurLogits(gguf, tokens);
-        float[] actual = OurLogits(hf, tokens);
+        int[] tokens = ModelTestHelpers.RandomTokens(40, spec.Vocab, spec.Seed + 7);
+        float[] expected = ModelTestHelpers.OurLogits(gguf, tokens);
+        float[] actual = ModelTestHelpers.OurLogits(hf, tokens);
         double scale = expected.Max(Math.Abs);
         for (int i = 0; i < expected.Length; i++)
             Assert.True(Math.Abs(expected[i] - actual[i]) <= 1e-4 * scale, $"logit {i}: {actual[i]} vs {expected[i]}");
@@ -93,8 +76,8 @@ public sealed class LlamaOracleTests : IDisposable
     {
         var spec = RandomLlama.OracleSpecs().First(s => s.Name.StartsWith("gqa4", StringComparison.Ordinal));
         string path = new RandomLlama(spec).WriteGguf(Path.Combine(_folder, "kv.gguf"));
-        int[] tokens = RandomTokens(100, spec.Vocab, 11);
-        float[] whole = OurLogits(path, tokens);
+        int[] tokens = ModelTestHelpers.RandomTokens(100, spec.Vocab, 11);
+        float[] whole = ModelTestHelpers.OurLogits(path, tokens);
 
         using var model = ModelLoader.Load(path);
         var cache = model.CreateCache(tokens.Length);

@@ -88,7 +88,7 @@ public sealed class ModelQuantizerTests(ITestOutputHelper output) : IDisposable
             output.WriteLine($"{target}: {same / (double)total:P3} of bytes identical to llama-quantize's");
         }
 
-        int[] tokens = QuantizedOracleTests.Tokens(64, spec.Vocab, 11);
+        int[] tokens = ModelTestHelpers.RandomTokens(64, spec.Vocab, 11);
         float[] expected = LlamaCppForward.Logits(theirs, tokens);
         float[] actual = LlamaCppForward.Logits(ours, tokens);
         var (worst, scale, agreement, ties) = QuantizedOracleTests.Compare(expected, actual, tokens.Length);
@@ -97,7 +97,7 @@ public sealed class ModelQuantizerTests(ITestOutputHelper output) : IDisposable
         Assert.True(worst <= QuantizedOracleTests.Tolerance(ftype) * scale, $"max |Δlogit| {worst:G4} exceeds {QuantizedOracleTests.Tolerance(ftype)} × {scale:G4}");
 
         // And SlmKit runs its own file within the same tolerance of llama.cpp running it.
-        var (worst2, scale2, agreement2, _) = QuantizedOracleTests.Compare(actual, QuantizedOracleTests.OurLogits(ours, tokens), tokens.Length);
+        var (worst2, scale2, agreement2, _) = QuantizedOracleTests.Compare(actual, ModelTestHelpers.OurLogits(ours, tokens), tokens.Length);
         Assert.True(agreement2 >= 0.99 && worst2 <= QuantizedOracleTests.Tolerance(ftype) * scale2, $"SlmKit vs llama.cpp on our file: {worst2 / scale2:P3}, {agreement2:P1}");
     }
 

@@ -24,24 +24,7 @@ public sealed class QuantizedOracleTests(ITestOutputHelper output) : IDisposable
         LLamaFtype.MOSTLY_Q2_K, LLamaFtype.MOSTLY_Q3_K_S, LLamaFtype.MOSTLY_Q4_K_S, LLamaFtype.MOSTLY_Q5_K_S, LLamaFtype.MOSTLY_Q6_K,
         LLamaFtype.MOSTLY_Q4_K_M);
 
-    internal static int[] Tokens(int count, int vocab, int seed)
-    {
-        var random = new Random(seed);
-        var tokens = new int[count];
-        tokens[0] = 1;
-        for (int i = 1; i < count; i++)
-            tokens[i] = random.Next(3, vocab);
-        return tokens;
-    }
 
-    internal static float[] OurLogits(string path, int[] tokens)
-    {
-        using var model = ModelLoader.Load(path);
-        var cache = model.CreateCache(tokens.Length);
-        var logits = new float[tokens.Length * model.VocabSize];
-        model.Forward(cache, tokens, logits, allPositions: true);
-        return logits;
-    }
 
     /// <summary>
     /// Both engines quantize the activations of every matrix multiply to int8 (per 32, or per 256 for the K types), and
@@ -94,9 +77,9 @@ public sealed class QuantizedOracleTests(ITestOutputHelper output) : IDisposable
         using (var gguf = GgufFile.Open(quantized))
             output.WriteLine(string.Join(", ", gguf.Tensors.GroupBy(t => t.Type).Select(g => $"{g.Key}×{g.Count()}")));
 
-        int[] tokens = Tokens(64, Spec.Vocab, 7);
+        int[] tokens = ModelTestHelpers.RandomTokens(64, Spec.Vocab, 7);
         float[] expected = LlamaCppForward.Logits(quantized, tokens);
-        float[] actual = OurLogits(quantized, tokens);
+        float[] actual = ModelTestHelpers.OurLogits(quantized, tokens);
         Assert.Equal(expected.Length, actual.Length);
         var (worst, scale, agreement, ties) = Compare(expected, actual, tokens.Length);
         output.WriteLine($"{ftype}: max |Δlogit| = {worst:G4} ({worst / scale:P3} of scale {scale:G4}), top-1 agreement {agreement:P1} ({ties} near-ties)");
