@@ -58,6 +58,9 @@ public sealed class HuggingFaceConfig
     /// <summary>An array of integers.</summary>
     public int[]? GetIntArray(string key) => JsonFiles.GetIntArray(SourcePath, Root, key);
 
+    /// <summary>An array of numbers; a single number reads as a one-entry array.</summary>
+    public double[]? GetDoubleArray(string key) => JsonFiles.GetDoubleArray(SourcePath, Root, key);
+
     /// <summary>True with the object at <paramref name="key"/>; false when absent or null; throws for another type.</summary>
     public bool TryGetObject(string key, out JsonElement value) => JsonFiles.TryGetObject(SourcePath, Root, key, out value);
 }

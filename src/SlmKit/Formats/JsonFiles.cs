@@ -174,6 +174,24 @@ internal static class JsonFiles
         return result;
     }
 
+    public static double[]? GetDoubleArray(string path, JsonElement obj, string key)
+    {
+        if (!TryGet(obj, key, out JsonElement v))
+            return null;
+        if (v.ValueKind == JsonValueKind.Number)
+            return [v.GetDouble()];
+        if (v.ValueKind != JsonValueKind.Array)
+            throw WrongType(path, key, "a number or an array of numbers", v);
+        var result = new double[v.GetArrayLength()];
+        int i = 0;
+        foreach (JsonElement e in v.EnumerateArray())
+        {
+            result[i] = e.ValueKind == JsonValueKind.Number ? e.GetDouble() : throw WrongType(path, $"{key}[{i}]", "a number", e);
+            i++;
+        }
+        return result;
+    }
+
     public static bool TryGetObject(string path, JsonElement obj, string key, out JsonElement value)
     {
         if (!TryGet(obj, key, out value))

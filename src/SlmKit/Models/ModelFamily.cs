@@ -35,7 +35,7 @@ public abstract class ModelFamily
     public static IReadOnlyList<ModelFamily> All { get; } =
     [
         Llama.Family, Qwen2.Family, Gemma.Family, Gemma2.Family, Phi2.Family, Phi3.Family, StableLm.Family,
-        GptNeoX.Family, Gpt2.Family, Olmo.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
+        GptNeoX.Family, Gpt2.Family, Olmo.Family, OpenElm.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
         Opt.Family, GptNeo.Family, Xglm.Family,
     ];
 
@@ -63,7 +63,11 @@ public abstract class ModelFamily
     protected static DecoderConfig CommonGguf(GgufFile file)
     {
         var keys = new GgufKeys(file);
-        int heads = keys.Required("attention.head_count");
+        int layers = keys.Required("block_count");
+        // llama.cpp accepts a per-layer array wherever a layer's head count or MLP width is asked for (OpenELM writes them so).
+        var (heads, layerHeads) = keys.PerLayer("attention.head_count", layers);
+        var (kvHeads, layerKvHeads) = keys.PerLayer("attention.head_count_kv", layers, heads, layerHeads);
+        var (feedForward, layerFeedForward) = keys.PerLayer("feed_forward_length", layers);
         var embedding = file.Find("token_embd.weight") ?? throw new ModelFileException(file.SourcePath, "tensor 'token_embd.weight' is missing");
         int vocab = keys.Optional("vocab_size") ?? file.GetStringArray("tokenizer.ggml.tokens")?.Length ?? GgufKeys.ToInt(file.SourcePath, "token_embd rows", embedding.Dimensions[0]);
         RopeScaling? scaling = file.GetString($"{keys.Architecture}.rope.scaling.type") switch
@@ -75,10 +79,13 @@ public abstract class ModelFamily
         return new DecoderConfig
         {
             HiddenSize = keys.Required("embedding_length"),
-            LayerCount = keys.Required("block_count"),
+            LayerCount = layers,
             HeadCount = heads,
-            KvHeadCount = keys.Optional("attention.head_count_kv") ?? heads,
-            FeedForwardSize = keys.Required("feed_forward_length"),
+            KvHeadCount = kvHeads,
+            FeedForwardSize = feedForward,
+            LayerHeadCounts = layerHeads,
+            LayerKvHeadCounts = layerKvHeads,
+            LayerFeedForwardSizes = layerFeedForward,
             VocabSize = vocab,
             HeadDim = keys.Optional("attention.key_length") ?? 0,
             RotaryDim = keys.Optional("rope.dimension_count") ?? 0,
@@ -182,6 +189,25 @@ public abstract class ModelFamily
             ToInt(file.SourcePath, key, file.GetInteger($"{Architecture}.{key}") ?? throw new ModelFileException(file.SourcePath, $"metadata key '{Architecture}.{key}' is missing"));
 
         public int? Optional(string key) => file.GetInteger($"{Architecture}.{key}") is long v ? ToInt(file.SourcePath, key, v) : null;
+
+        /// <summary>
+        /// A number stored once or as one entry per layer: (layer 0's value, the per-layer values or null when stored once).
+        /// Absent keys take <paramref name="fallback"/> / <paramref name="fallbackPerLayer"/>, or are required when no fallback is given.
+        /// </summary>
+        public (int First, int[]? PerLayer) PerLayer(string key, int layers, int? fallback = null, int[]? fallbackPerLayer = null)
+        {
+            string full = $"{Architecture}.{key}";
+            if (file.Metadata.TryGetValue(full, out object? value) && value is GgufArray)
+            {
+                int[] values = file.GetInt32Array(full)!;
+                if (values.Length != layers)
+                    throw new ModelFileException(file.SourcePath, $"metadata '{full}' has {values.Length} entries for {layers} layers");
+                return (values[0], values.Distinct().Count() == 1 ? null : values);
+            }
+            if (Optional(key) is int single)
+                return (single, null);
+            return fallback is int f ? (f, fallbackPerLayer) : (Required(key), null);
+        }
 
         public double? Number(string key) => file.GetNumber($"{Architecture}.{key}");
 

@@ -31,6 +31,9 @@ public sealed class FamilyOracleTests : IDisposable
         new("olmo", "untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 92),
         new("minicpm", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 101),
         new("nemotron", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 111) { RotaryDim = 8 },
+        // Heads 2, 4, 4 and KV heads 1, 2, 2 are what qkv_multipliers (0.5, 1.0) with 2 GQA groups give for 3 layers of 64.
+        new("openelm", "layerwise-f32", Dim: 64, Layers: 3, Heads: 2, KvHeads: 1, HeadDim: 16, Ffn: 96, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 131)
+        { LayerHeads = [2, 4, 4], LayerKvHeads = [1, 2, 2], LayerFfn = [96, 144, 208] },
         new("bloom", "heads6-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 384, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 121),
     ];
 

@@ -87,6 +87,21 @@ public sealed class PublishedConfigTests : IDisposable
             """
         },
         {
+            "apple/OpenELM-270M", "openelm", 271_527_168, """
+            {"activation_fn_name": "swish", "architectures": ["OpenELMForCausalLM"],
+             "auto_map": {"AutoConfig": "configuration_openelm.OpenELMConfig", "AutoModelForCausalLM": "modeling_openelm.OpenELMForCausalLM"},
+             "bos_token_id": 1, "eos_token_id": 2, "ffn_dim_divisor": 256,
+             "ffn_multipliers": [0.5, 0.73, 0.97, 1.2, 1.43, 1.67, 1.9, 2.13, 2.37, 2.6, 2.83, 3.07, 3.3, 3.53, 3.77, 4.0],
+             "ffn_with_glu": true, "head_dim": 64, "initializer_range": 0.02, "max_context_length": 2048, "model_dim": 1280,
+             "model_type": "openelm", "normalization_layer_name": "rms_norm", "normalize_qk_projections": true, "num_gqa_groups": 4,
+             "num_kv_heads": [3, 3, 3, 3, 3, 4, 4, 4, 4, 4, 4, 4, 5, 5, 5, 5],
+             "num_query_heads": [12, 12, 12, 12, 12, 16, 16, 16, 16, 16, 16, 16, 20, 20, 20, 20],
+             "num_transformer_layers": 16, "qkv_multipliers": [0.5, 1.0], "rope_freq_constant": 10000, "rope_max_length": 4096,
+             "share_input_output_layers": true, "torch_dtype": "float32", "transformers_version": "4.39.3", "use_cache": true,
+             "vocab_size": 32000}
+            """
+        },
+        {
             "openai-community/gpt2", "gpt2", 124_439_808, """
             {"activation_function": "gelu_new", "architectures": ["GPT2LMHeadModel"], "attn_pdrop": 0.1, "bos_token_id": 50256,
              "embd_pdrop": 0.1, "eos_token_id": 50256, "initializer_range": 0.02, "layer_norm_epsilon": 1e-05, "model_type": "gpt2",
@@ -147,15 +162,16 @@ public sealed class PublishedConfigTests : IDisposable
             "opt" => Opt.ParameterCount(modelFamily.FromHuggingFace(config)),
             "gptneo" => GptNeo.ParameterCount(modelFamily.FromHuggingFace(config)),
             "xglm" => Xglm.ParameterCount(modelFamily.FromHuggingFace(config)),
+            "openelm" => OpenElm.ParameterCount(modelFamily.FromHuggingFace(config)),
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");
     }
 
     [Theory]
-    [InlineData("openelm", "apple/OpenELM-270M")]
     [InlineData("rwkv", "RWKV/rwkv-4-169m-pile")]
     [InlineData("mamba", "state-spaces/mamba-130m-hf")]
+    [InlineData("jamba", "ai21labs/Jamba-tiny-dev")]
     public void An_unsupported_model_type_is_refused_with_the_supported_list(string modelType, string checkpoint)
     {
         string folder = Path.Combine(_folder, checkpoint.Replace('/', '_'));
@@ -163,7 +179,7 @@ public sealed class PublishedConfigTests : IDisposable
         File.WriteAllText(Path.Combine(folder, "config.json"), $$"""{"model_type": "{{modelType}}", "hidden_size": 64}""");
         var error = Assert.Throws<ModelFileException>(() => ModelLoader.Load(folder));
         Assert.Contains($"'{modelType}' is not supported", error.Message, StringComparison.Ordinal);
-        foreach (string supported in new[] { "llama", "qwen2", "gemma2", "phi", "phi3", "gpt_neox", "gpt2", "bloom", "olmo", "nemotron" })
+        foreach (string supported in new[] { "llama", "qwen2", "gemma2", "phi", "phi3", "gpt_neox", "gpt2", "bloom", "olmo", "openelm", "nemotron" })
             Assert.Contains(supported, error.Message, StringComparison.Ordinal);
     }
 
@@ -184,6 +200,7 @@ public sealed class PublishedConfigTests : IDisposable
     [InlineData("phi2")]
     [InlineData("gpt2")]
     [InlineData("bloom")]
+    [InlineData("openelm")]
     public void Slm_info_names_the_family(string family)
     {
         var spec = FamilyOracleTests.AllSpecs().First(s => s.Family == family);

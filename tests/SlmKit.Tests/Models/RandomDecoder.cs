@@ -41,6 +41,12 @@ public sealed record FamilyTraits
 
     /// <summary>llama.cpp's loader has no output.weight for this architecture.</summary>
     public bool AlwaysTied { get; init; }
+
+    /// <summary>RMSNorm (weight only) of every query and key head, stored as attn_q_norm / attn_k_norm of head size.</summary>
+    public bool QkNorm { get; init; }
+
+    /// <summary>The GGUF holds ffn_gate and ffn_up; the Hugging Face checkpoint one matrix with the gate rows first.</summary>
+    public bool HfFusedGateUp { get; init; }
 }
 
 /// <summary>The shape of a random test model of some family.</summary>
@@ -56,7 +62,16 @@ public sealed record RandomDecoderSpec(
     public float ClipQkv { get; init; }
     public int Context { get; init; } = 512;
 
+    /// <summary>OpenELM: per-layer query heads, KV heads and MLP widths (null: Heads, KvHeads, Ffn in every layer).</summary>
+    public int[]? LayerHeads { get; init; }
+    public int[]? LayerKvHeads { get; init; }
+    public int[]? LayerFfn { get; init; }
+
     public int Rotary => RotaryDim > 0 ? RotaryDim : HeadDim;
+
+    public int HeadsOf(int layer) => LayerHeads?[layer] ?? Heads;
+    public int KvHeadsOf(int layer) => LayerKvHeads?[layer] ?? KvHeads;
+    public int FfnOf(int layer) => LayerFfn?[layer] ?? Ffn;
 
     public override string ToString() => Family + ":" + Name;
 }
@@ -79,7 +94,7 @@ public sealed class RandomDecoder
         var t = Traits;
         var random = new Random(spec.Seed);
         bool half = spec.Type == GgmlType.F16;
-        int d = spec.Dim, q = spec.Heads * spec.HeadDim, kv = spec.KvHeads * spec.HeadDim, f = spec.Ffn;
+        int d = spec.Dim;
 
         float Round(double x) => half ? (float)(Half)x : (float)x;
         float[] Uniform(int count, double scale, double offset = 0)
@@ -117,6 +132,7 @@ public sealed class RandomDecoder
         bool qkvBias = t.QkvBias || spec.Biases, outBias = t.OutputBias || (spec.Biases && t.Family == "nemotron");
         for (int l = 0; l < spec.Layers; l++)
         {
+            int q = spec.HeadsOf(l) * spec.HeadDim, kv = spec.KvHeadsOf(l) * spec.HeadDim, f = spec.FfnOf(l);
             Norm("attn_norm", l);
             if (t.FusedQkv)
                 Linear("attn_qkv", l, q + 2 * kv, d, qkvBias);
@@ -125,6 +141,11 @@ public sealed class RandomDecoder
                 Linear("attn_q", l, q, d, qkvBias);
                 Linear("attn_k", l, kv, d, qkvBias);
                 Linear("attn_v", l, kv, d, qkvBias);
+            }
+            if (t.QkNorm)
+            {
+                Add("attn_q_norm", l, "weight", [spec.HeadDim], Uniform(spec.HeadDim, 0.2, 1.0));
+                Add("attn_k_norm", l, "weight", [spec.HeadDim], Uniform(spec.HeadDim, 0.2, 1.0));
             }
             Linear("attn_output", l, d, q, outBias);
             if (t.PostNorms)
@@ -174,6 +195,7 @@ public sealed class RandomDecoder
         "olmo" => new() { Family = "olmo", Arch = "olmo", Rms = false, NormWeight = false, PermuteQk = true },
         "minicpm" => new() { Family = "minicpm", Arch = "minicpm", PermuteQk = true },
         "nemotron" => new() { Family = "nemotron", Arch = "nemotron", Rms = false, NormBias = true, Gated = false, NormOffset = true },
+        "openelm" => new() { Family = "openelm", Arch = "openelm", FusedQkv = true, AlwaysTied = true, QkNorm = true, HfFusedGateUp = true },
         "bloom" => new()
         {
             Family = "bloom", Arch = "bloom", Rms = false, NormBias = true, FusedQkv = true, QkvBias = true, OutputBias = true,
@@ -181,6 +203,9 @@ public sealed class RandomDecoder
         },
         _ => throw new ArgumentException(spec.Family),
     };
+
+    /// <summary>OpenELM's modeling file uses RMSNorm's default ε of 1e-6 (its config has no field for it).</summary>
+    private static float Epsilon(FamilyTraits t) => t.Family == "openelm" ? 1e-6f : 1e-5f;
 
     private static string Ggufname(Entry e) => (e.Layer < 0 ? e.Role : $"blk.{e.Layer}.{e.Role}") + "." + e.Kind;
 
@@ -210,7 +235,7 @@ public sealed class RandomDecoder
             writer.Set($"{a}.rope.dimension_count", (uint)s.Rotary);
             writer.Set($"{a}.rope.freq_base", s.RopeTheta);
         }
-        writer.Set(t.Rms ? $"{a}.attention.layer_norm_rms_epsilon" : $"{a}.attention.layer_norm_epsilon", 1e-5f);
+        writer.Set(t.Rms ? $"{a}.attention.layer_norm_rms_epsilon" : $"{a}.attention.layer_norm_epsilon", Epsilon(t));
         switch (t.Family)
         {
             case "gemma2":
@@ -225,6 +250,15 @@ public sealed class RandomDecoder
                 writer.Set($"{a}.embedding_scale", 12f);
                 writer.Set($"{a}.residual_scale", (float)(1.4 / Math.Sqrt(s.Layers)));
                 writer.Set($"{a}.logit_scale", s.Dim / 32f);
+                break;
+            case "openelm":
+                // convert_hf_to_gguf's OpenELMModel: per-layer arrays (int32) for the head counts and MLP widths.
+                int[] PerLayer(Func<int, int> of) => [.. Enumerable.Range(0, s.Layers).Select(of)];
+                writer.Set($"{a}.feed_forward_length", PerLayer(s.FfnOf));
+                writer.Set($"{a}.attention.head_count", PerLayer(s.HeadsOf));
+                writer.Set($"{a}.attention.head_count_kv", PerLayer(s.KvHeadsOf));
+                writer.Set($"{a}.attention.key_length", (uint)s.HeadDim);
+                writer.Set($"{a}.attention.value_length", (uint)s.HeadDim);
                 break;
             case "olmo" when s.ClipQkv > 0:
                 writer.Set($"{a}.attention.clamp_kqv", s.ClipQkv);
@@ -264,6 +298,14 @@ public sealed class RandomDecoder
         {
             float[] data = e.Values;
             long[] dims = e.Dims;
+            if (t.HfFusedGateUp && e.Role == "ffn_gate")
+                continue;
+            if (t.HfFusedGateUp && e.Role == "ffn_up")
+            {
+                var gate = _entries.Single(g => g.Role == "ffn_gate" && g.Layer == e.Layer && g.Kind == e.Kind);
+                data = [.. gate.Values, .. e.Values];
+                dims = [gate.Dims[0] + dims[0], .. dims[1..]];
+            }
             bool norm = e.Role.EndsWith("norm", StringComparison.Ordinal);
             if (norm && e.Kind == "weight" && t.NormOffset)
                 data = Array.ConvertAll(data, v => v - 1f);
@@ -313,9 +355,34 @@ public sealed class RandomDecoder
             "olmo" => $$"""{"architectures": ["OlmoForCausalLM"], "model_type": "olmo", "hidden_act": "silu", "clip_qkv": {{(s.ClipQkv > 0 ? F(s.ClipQkv) : "null")}}, {{llamaLike}} }""",
             "minicpm" => $$"""{"architectures": ["MiniCPMForCausalLM"], "model_type": "minicpm", "rms_norm_eps": 1e-05, "hidden_act": "silu", "scale_emb": 12, "dim_model_base": 32, "scale_depth": 1.4, {{llamaLike}} }""",
             "nemotron" => $$"""{"architectures": ["NemotronForCausalLM"], "model_type": "nemotron", "head_dim": {{s.HeadDim}}, "norm_eps": 1e-05, "hidden_act": "relu2", "partial_rotary_factor": {{F(partial)}}, "attention_bias": {{B(s.Biases)}}, "mlp_bias": false, {{llamaLike}} }""",
+            "openelm" => OpenElmConfigJson(dtype),
             "bloom" => $$"""{"architectures": ["BloomForCausalLM"], "model_type": "bloom", "hidden_size": {{s.Dim}}, "n_layer": {{s.Layers}}, "n_head": {{s.Heads}}, "vocab_size": {{s.Vocab}}, "layer_norm_epsilon": 1e-05, "apply_residual_connection_post_layernorm": false, "torch_dtype": "{{dtype}}" }""",
             _ => throw new InvalidOperationException(Traits.Family),
         };
+    }
+
+    /// <summary>
+    /// apple/OpenELM's config.json fields. transformers recomputes the head counts from qkv_multipliers and num_gqa_groups
+    /// (and the widths from ffn_multipliers, ffn_dim_divisor), so the spec's per-layer numbers must be what those give.
+    /// </summary>
+    private string OpenElmConfigJson(string dtype)
+    {
+        var s = Spec;
+        string List<T>(IEnumerable<T> values) => "[" + string.Join(", ", values.Select(v => string.Format(CultureInfo.InvariantCulture, "{0}", v))) + "]";
+        var layers = Enumerable.Range(0, s.Layers).ToArray();
+        int groups = s.HeadsOf(0) / s.KvHeadsOf(0);
+        double[] ffnMultipliers = [.. layers.Select(l => (double)s.FfnOf(l) / s.Dim)];
+        double[] qkvMultipliers = [(double)s.HeadsOf(0) * s.HeadDim / s.Dim, (double)s.HeadsOf(s.Layers - 1) * s.HeadDim / s.Dim];
+        return $$"""
+        {"architectures": ["OpenELMForCausalLM"], "model_type": "openelm", "activation_fn_name": "swish", "bos_token_id": 1,
+         "eos_token_id": 2, "ffn_dim_divisor": 16, "ffn_multipliers": {{List(ffnMultipliers)}}, "ffn_with_glu": true,
+         "head_dim": {{s.HeadDim}}, "initializer_range": 0.02, "max_context_length": {{s.Context}}, "model_dim": {{s.Dim}},
+         "normalization_layer_name": "rms_norm", "normalize_qk_projections": true, "num_gqa_groups": {{groups}},
+         "num_kv_heads": {{List(layers.Select(s.KvHeadsOf))}}, "num_query_heads": {{List(layers.Select(s.HeadsOf))}},
+         "num_transformer_layers": {{s.Layers}}, "qkv_multipliers": {{List(qkvMultipliers)}}, "rope_freq_constant": {{s.RopeTheta.ToString("R", CultureInfo.InvariantCulture)}},
+         "rope_max_length": {{2 * s.Context}}, "share_input_output_layers": {{(s.Tied ? "true" : "false")}}, "torch_dtype": "{{dtype}}",
+         "transformers_version": "4.39.3", "use_cache": true, "vocab_size": {{s.Vocab}}}
+        """;
     }
 
     /// <summary>convert_hf_to_gguf's q/k permute (rotate-half order → adjacent pairs) for the first <paramref name="rotary"/> dims of each head.</summary>
