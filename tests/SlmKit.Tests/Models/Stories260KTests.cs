@@ -73,6 +73,16 @@ public sealed class Stories260KTests
     }
 
     [Fact]
+    public void A_stop_string_cuts_the_text_before_it_and_reports_stop()
+    {
+        using var model = LoadBin();
+        string text = model.Generate("", GenerationOptions.Greedy with { MaxTokens = 200, StopStrings = ["Lily"] });
+        string expected = ExpectedText("runc_t0_n200_expected.txt");
+        Assert.Equal(expected[..expected.IndexOf("Lily", StringComparison.Ordinal)], text);
+        Assert.Equal(FinishReason.Stop, model.LastStats!.FinishReason);
+    }
+
+    [Fact]
     public void Logits_after_bos_put_once_first_at_the_reference_value()
     {
         using var model = LoadBin();
