@@ -1,4 +1,3 @@
-using System.Reflection;
 using SlmKit.Formats;
 
 namespace SlmKit.Cli;
@@ -18,20 +17,19 @@ internal static class DefaultModel
         var assembly = typeof(DefaultModel).Assembly;
         using Stream resource = assembly.GetManifestResourceStream(ResourceName)
             ?? throw new SlmKitException("this build of slm has no embedded default model; pass --model PATH");
-        string version = assembly.GetCustomAttribute<AssemblyInformationalVersionAttribute>()?.InformationalVersion ?? "0";
         string folder = System.IO.Path.Combine(Environment.GetFolderPath(Environment.SpecialFolder.LocalApplicationData, Environment.SpecialFolderOption.Create) is { Length: > 0 } local
             ? local
             : System.IO.Path.GetTempPath(), "slmkit");
         Directory.CreateDirectory(folder);
-        string path = System.IO.Path.Combine(folder, $"default-model-{Sanitize(version)}-{resource.Length}.gguf");
-        if (!File.Exists(path) || new FileInfo(path).Length != resource.Length)
-            AtomicFile.Write(path, resource.CopyTo);
+        // Named by content, so every build that embeds the same model shares one extracted copy.
+        byte[] bytes = new byte[resource.Length];
+        resource.ReadExactly(bytes);
+        ulong hash = 14695981039346656037UL;
+        foreach (byte b in bytes)
+            hash = (hash ^ b) * 1099511628211UL;
+        string path = System.IO.Path.Combine(folder, $"default-model-{hash:x16}.gguf");
+        if (!File.Exists(path) || new FileInfo(path).Length != bytes.Length)
+            AtomicFile.Write(path, stream => stream.Write(bytes));
         return path;
-    }
-
-    private static string Sanitize(string version)
-    {
-        var chars = version.Where(c => char.IsLetterOrDigit(c) || c is '.' or '-').Take(40).ToArray();
-        return new string(chars);
     }
 }

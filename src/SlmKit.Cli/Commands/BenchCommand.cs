@@ -19,7 +19,7 @@ internal static class BenchCommand
         var command = new Command("bench", "Measure prefill and decode tokens per second") { model, promptTokens, genTokens, repetitions, threads, json };
         command.SetAction(result =>
         {
-            string path = result.GetValue(model)!;
+            string path = CommonOptions.ModelPath(result.GetValue(model));
             int pp = result.GetValue(promptTokens), tg = result.GetValue(genTokens), reps = result.GetValue(repetitions);
             int threadCount = result.GetValue(threads) ?? Environment.ProcessorCount;
             using var slm = SlmModel.Load(path, CommonOptions.ModelOptions(null, threadCount, pp + tg + 1));

@@ -29,7 +29,7 @@ internal static class PerplexityCommand
             string textPath = result.GetValue(file)!;
             if (!File.Exists(textPath))
                 throw new SlmKitException($"{textPath}: file not found");
-            using var slm = SlmModel.Load(result.GetValue(model)!, CommonOptions.ModelOptions(null, result.GetValue(threads), ctx));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(null, result.GetValue(threads), ctx));
             if (slm.Info.ContextLength < ctx)
                 throw new SlmKitException($"--ctx {ctx} is longer than the model's context ({slm.Info.ContextLength})");
             using var referenceModel = result.GetValue(reference) is { } referencePath
