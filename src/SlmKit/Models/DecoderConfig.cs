@@ -55,7 +55,7 @@ public enum QkvLayout
 }
 
 /// <summary>
-/// The choices that make a pre-norm decoder-only transformer one family or another, plus its sizes. A family file
+/// The choices that make a decoder-only transformer one family or another, plus its sizes. A family file
 /// reads these from GGUF metadata or a Hugging Face config.json; <see cref="DecoderModel"/> runs any combination.
 /// </summary>
 public sealed record DecoderConfig
@@ -82,6 +82,15 @@ public sealed record DecoderConfig
 
     /// <summary>BLOOM: LayerNorm on the token embeddings.</summary>
     public bool EmbeddingNorm { get; init; }
+
+    /// <summary>
+    /// Post-norm blocks (OPT-350m): each branch joins the residual first and the block's norm is applied to the sum,
+    /// x = norm₁(x + Attn(x)); x = norm₂(x + MLP(x)). Needs <see cref="ResidualKind.Sequential"/>.
+    /// </summary>
+    public bool PostLayerNorm { get; init; }
+
+    /// <summary>False when the stack has no final norm before the head (OPT-350m and other post-norm OPTs).</summary>
+    public bool FinalNorm { get; init; } = true;
 
     public ResidualKind Residual { get; init; } = ResidualKind.Sequential;
 
@@ -129,6 +138,13 @@ public sealed record DecoderConfig
     // Embeddings and head.
     public bool TiedEmbeddings { get; init; }
 
+    /// <summary>
+    /// Width of the token embeddings and of the head's input; 0 means HiddenSize. When it differs (OPT-350m's
+    /// word_embed_proj_dim), a bias-free input projection maps each embedding up to HiddenSize before positions are
+    /// added, and a bias-free output projection maps the final hidden state down to it before the head.
+    /// </summary>
+    public int EmbeddingSize { get; init; }
+
     /// <summary>Token embeddings are multiplied by this (Gemma: √hidden, MiniCPM: scale_emb).</summary>
     public float EmbeddingScale { get; init; } = 1f;
 
@@ -142,6 +158,8 @@ public sealed record DecoderConfig
     public int[]? LayerKvHeadCounts { get; init; }
     public int[]? LayerFeedForwardSizes { get; init; }
 
+    public int ResolvedEmbeddingSize => EmbeddingSize > 0 ? EmbeddingSize : HiddenSize;
+    public bool ProjectsEmbeddings => ResolvedEmbeddingSize != HiddenSize;
     public int ResolvedHeadDim => HeadDim > 0 ? HeadDim : HiddenSize / HeadCount;
     public int ResolvedRotaryDim => RotaryDim > 0 ? RotaryDim : ResolvedHeadDim;
     public float ResolvedAttentionScale => AttentionScale ?? 1f / MathF.Sqrt(ResolvedHeadDim);
@@ -167,6 +185,8 @@ public sealed record DecoderConfig
         Require(VocabSize > 0, $"vocabulary size must be positive (got {VocabSize})");
         Require(ContextLength > 0, $"context length must be positive (got {ContextLength})");
         Require(ResolvedHeadDim > 0, $"head size must be positive (got {ResolvedHeadDim})");
+        Require(EmbeddingSize >= 0, $"embedding size must not be negative (got {EmbeddingSize})");
+        Require(!PostLayerNorm || (Residual == ResidualKind.Sequential && !PostNorms), "post-norm blocks need a sequential residual and no extra post-branch norms");
         Require(PositionOffset >= 0, $"position offset must not be negative (got {PositionOffset})");
         if (Positions == PositionKind.Sinusoidal)
             Require(HiddenSize >= 4, $"sinusoidal positions need a hidden size of at least 4 (got {HiddenSize})");
@@ -187,14 +207,18 @@ public sealed record DecoderConfig
     {
         long d = HiddenSize, headDim = ResolvedHeadDim;
         long normSize = d * ((NormHasWeight ? 1 : 0) + (NormHasBias ? 1 : 0));
-        long total = (long)VocabSize * d;
+        long e = ResolvedEmbeddingSize;
+        long total = (long)VocabSize * e;
         if (!TiedEmbeddings)
-            total += (long)VocabSize * d + (HeadBias ? VocabSize : 0);
+            total += (long)VocabSize * e + (HeadBias ? VocabSize : 0);
+        if (ProjectsEmbeddings)
+            total += 2 * e * d; // input and output projections, no biases
         if (Positions == PositionKind.Learned)
             total += (long)(ContextLength + PositionOffset) * d;
         if (EmbeddingNorm)
             total += normSize;
-        total += normSize; // final norm
+        if (FinalNorm)
+            total += normSize;
         for (int l = 0; l < LayerCount; l++)
         {
             long q = HeadsOf(l) * headDim, kv = KvHeadsOf(l) * headDim, f = FeedForwardOf(l);

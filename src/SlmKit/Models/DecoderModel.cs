@@ -5,11 +5,11 @@ using SlmKit.Tensors;
 namespace SlmKit.Models;
 
 /// <summary>
-/// The forward pass shared by every decoder-only family: a stack of pre-norm blocks whose variations (norm kind,
-/// attention options, MLP kind, residual structure, position scheme, embedding and logit scaling) come from a
-/// <see cref="DecoderConfig"/>. Per block, with the default (Llama) choices:
+/// The forward pass shared by every decoder-only family: a stack of blocks whose variations (norm kind and placement,
+/// attention options, MLP kind, residual structure, position scheme, embedding projections, embedding and logit
+/// scaling) come from a <see cref="DecoderConfig"/>. Per block, with the default (Llama) choices:
 /// x += Wo·Attn(RoPE(Wq·n), RoPE(Wk·n), Wv·n) with n = norm(x); x += Wdown·(act(Wgate·m) ⊙ Wup·m) with m = norm(x).
-/// Then logits = Wout·norm(x).
+/// Then logits = Wout·norm(x). Post-norm blocks (OPT-350m) instead run x = norm₁(x + Attn(x)); x = norm₂(x + MLP(x)).
 /// </summary>
 public sealed class DecoderModel : LanguageModel
 {
@@ -116,7 +116,10 @@ public sealed class DecoderModel : LanguageModel
 
     public override bool SupportsHiddenStates => true;
 
-    /// <summary>Feeds tokens like <see cref="Forward"/> and writes each token's final-normed hidden state (tokens × hidden).</summary>
+    /// <summary>
+    /// Feeds tokens like <see cref="Forward"/> and writes each token's final hidden state (tokens × hidden): after the
+    /// final norm where the model has one, before any output projection to the embedding width.
+    /// </summary>
     public override void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden)
     {
         int d = _config.HiddenSize, vocab = _config.VocabSize;
@@ -211,10 +214,21 @@ public sealed class DecoderModel : LanguageModel
         var s = _scratch;
         s.Ensure(n, c);
 
+        if (_weights.InputProjection is { } projectIn)
+        {
+            int e = c.ResolvedEmbeddingSize;
+            for (int t = 0; t < n; t++)
+                Embeddings.Lookup(_weights.Embedding, tokens[t], s.Embedded.AsSpan(t * e, e));
+            Project(s.Embedded, n, projectIn, s.X);
+        }
+        else
+        {
+            for (int t = 0; t < n; t++)
+                Embeddings.Lookup(_weights.Embedding, tokens[t], s.X.AsSpan(t * d, d));
+        }
         for (int t = 0; t < n; t++)
         {
             var x = s.X.AsSpan(t * d, d);
-            Embeddings.Lookup(_weights.Embedding, tokens[t], x);
             if (c.EmbeddingScale != 1f)
                 TensorPrimitives.Multiply(x, c.EmbeddingScale, x);
             if (_weights.PositionEmbedding is { } positions)
@@ -237,6 +251,19 @@ public sealed class DecoderModel : LanguageModel
         for (int l = 0; l < _weights.Layers.Length; l++)
         {
             var layer = _weights.Layers[l];
+            if (c.PostLayerNorm)
+            {
+                // x = norm₁(x + Attn(x)); x = norm₂(x + MLP(x)).
+                s.X.AsSpan(0, n * d).CopyTo(s.Normed);
+                Attention(l, layer, shared, n);
+                AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
+                NormRows(s.X, layer.AttentionNorm, n, s.X);
+                s.X.AsSpan(0, n * d).CopyTo(s.Normed);
+                FeedForward(l, layer, n);
+                AddScaled(s.X, s.FedForward, n * d, c.ResidualScale);
+                NormRows(s.X, layer.FeedForwardNorm!, n, s.X);
+                continue;
+            }
             NormRows(s.X, layer.AttentionNorm, n, s.Normed);
             Attention(l, layer, shared, n);
             if (layer.PostAttentionNorm is { } postAttention)
@@ -267,15 +294,21 @@ public sealed class DecoderModel : LanguageModel
         if (!hidden.IsEmpty)
         {
             for (int t = 0; t < n; t++)
-                Norm(s.X.AsSpan(t * d, d), _weights.FinalNorm, hidden.Slice(t * d, d));
+                FinalNorm(s.X.AsSpan(t * d, d), hidden.Slice(t * d, d));
         }
         if (!wantLogits && !allPositions)
             return;
 
         int first = allPositions ? 0 : n - 1, rows = n - first, vocab = c.VocabSize;
         for (int t = first; t < n; t++)
-            Norm(s.X.AsSpan(t * d, d), _weights.FinalNorm, s.Normed.AsSpan((t - first) * d, d));
-        MatMul.Multiply(_pool, s.Normed, rows, _weights.Output.Weight, logits);
+            FinalNorm(s.X.AsSpan(t * d, d), s.Normed.AsSpan((t - first) * d, d));
+        var headInput = s.Normed;
+        if (_weights.OutputProjection is { } projectOut)
+        {
+            Project(s.Normed, rows, projectOut, s.Embedded);
+            headInput = s.Embedded;
+        }
+        MatMul.Multiply(_pool, headInput, rows, _weights.Output.Weight, logits);
         var all = logits[..(rows * vocab)];
         if (_weights.Output.Bias is { } headBias)
         {
@@ -442,6 +475,14 @@ public sealed class DecoderModel : LanguageModel
         }
     }
 
+    private void FinalNorm(ReadOnlySpan<float> x, Span<float> y)
+    {
+        if (_weights.FinalNorm is { } norm)
+            Norm(x, norm, y);
+        else
+            x.CopyTo(y);
+    }
+
     private static void AddScaled(float[] x, float[] y, int count, float scale)
     {
         if (scale == 1f)
@@ -467,6 +508,9 @@ internal sealed class DecoderScratch
     private int _tokens = -1;
 
     public float[] X = [], Normed = [], Qkv = [], Q = [], K = [], V = [], AttentionOut = [], Attended = [], FedForward = [], Gate = [], Up = [], Cos = [], Sin = [];
+
+    /// <summary>Rows at the embedding width, when it differs from the hidden size (input and output projections).</summary>
+    public float[] Embedded = [];
 
     public CausalAttention Attention { get; } = new();
 
@@ -501,6 +545,7 @@ internal sealed class DecoderScratch
         Up = new float[capacity * f];
         Cos = new float[capacity * pairs];
         Sin = new float[capacity * pairs];
+        Embedded = c.ProjectsEmbeddings ? new float[capacity * c.ResolvedEmbeddingSize] : [];
         _tokens = capacity;
     }
 }

@@ -67,13 +67,17 @@ internal sealed class DecoderWeights
     public WeightTensor? PositionEmbedding { get; init; }
     public NormWeights? EmbeddingNorm { get; init; }
     public required DecoderLayer[] Layers { get; init; }
-    public required NormWeights FinalNorm { get; init; }
+    public NormWeights? FinalNorm { get; init; }
+
+    /// <summary>Embedding width → hidden and back (null unless <see cref="DecoderConfig.ProjectsEmbeddings"/>).</summary>
+    public Linear? InputProjection { get; init; }
+    public Linear? OutputProjection { get; init; }
     public required Linear Output { get; init; }
     public float[]? RopeFrequencyFactors { get; init; }
 
     public static DecoderWeights Bind(WeightBinder w, IWeightSource source, DecoderConfig c, TensorLayout layout)
     {
-        int d = c.HiddenSize, headDim = c.ResolvedHeadDim;
+        int d = c.HiddenSize, e = c.ResolvedEmbeddingSize, headDim = c.ResolvedHeadDim;
 
         string Name(string role, int layer, string kind = "weight") =>
             (layout.Stem(role, layer) ?? throw new ModelFileException(source.SourcePath, $"this family has no '{role}' tensor")) + "." + kind;
@@ -99,7 +103,7 @@ internal sealed class DecoderWeights
             return new Linear(weight, bias ? w.Vector(Name(role, layer, "bias"), rows) : null);
         }
 
-        var embedding = w.Matrix(Name("token_embd", -1), c.VocabSize, d);
+        var embedding = w.Matrix(Name("token_embd", -1), c.VocabSize, e);
         var layers = new DecoderLayer[c.LayerCount];
         for (int l = 0; l < c.LayerCount; l++)
         {
@@ -126,10 +130,10 @@ internal sealed class DecoderWeights
             };
         }
 
-        var finalNorm = Norm("output_norm", -1);
+        var finalNorm = c.FinalNorm ? Norm("output_norm", -1) : null;
         bool ownHead = !c.TiedEmbeddings && Has("output", -1);
         var output = ownHead
-            ? new Linear(w.Matrix(Name("output", -1), c.VocabSize, d), c.HeadBias ? w.Vector(Name("output", -1, "bias"), c.VocabSize) : null)
+            ? new Linear(w.Matrix(Name("output", -1), c.VocabSize, e), c.HeadBias ? w.Vector(Name("output", -1, "bias"), c.VocabSize) : null)
             : new Linear(embedding, null);
         return new DecoderWeights
         {
@@ -138,6 +142,8 @@ internal sealed class DecoderWeights
             EmbeddingNorm = c.EmbeddingNorm ? Norm("token_embd_norm", -1) : null,
             Layers = layers,
             FinalNorm = finalNorm,
+            InputProjection = c.ProjectsEmbeddings ? Project("input_proj", -1, d, e, bias: false) : null,
+            OutputProjection = c.ProjectsEmbeddings ? Project("output_proj", -1, e, d, bias: false) : null,
             Output = output,
             RopeFrequencyFactors = layout == TensorLayout.Gguf && c.Positions == PositionKind.Rope && source.Find("rope_freqs.weight") is not null
                 ? w.Vector("rope_freqs.weight", c.ResolvedRotaryDim / 2)

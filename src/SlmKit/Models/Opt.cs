@@ -5,11 +5,13 @@ using SlmKit.Tensors;
 namespace SlmKit.Models;
 
 /// <summary>
-/// OPT and Galactica (transformers' <c>opt</c>): learned positions whose table starts 2 rows in, pre-norm LayerNorm
-/// blocks with biases, separate q/k/v/out projections with biases, a ReLU (Galactica: GELU) MLP fc1 → fc2, and a head
-/// tied to the token embeddings. llama.cpp has no OPT architecture. Not supported (refused on load): post-norm blocks
-/// (<c>do_layer_norm_before: false</c>, OPT-350m) and the <c>project_in</c>/<c>project_out</c> pair that OPT-350m alone
-/// uses when <c>word_embed_proj_dim</c> differs from <c>hidden_size</c>.
+/// OPT and Galactica (transformers' <c>opt</c>): learned positions whose table starts 2 rows in, LayerNorm blocks with
+/// biases, separate q/k/v/out projections with biases, a ReLU (Galactica: GELU) MLP fc1 → fc2, and a head tied to the
+/// token embeddings. llama.cpp has no OPT architecture. OPT-350m's variations are options of the shared decoder:
+/// post-norm blocks (<c>do_layer_norm_before: false</c>, which also drops the final norm, as
+/// <c>_remove_final_layer_norm</c> does) and, when <c>word_embed_proj_dim</c> differs from <c>hidden_size</c>, bias-free
+/// <c>project_in</c> (embeddings → hidden, before the positions are added) and <c>project_out</c> (hidden → embedding
+/// width, before the tied head).
 /// </summary>
 public sealed class Opt : ModelFamily
 {
@@ -22,12 +24,7 @@ public sealed class Opt : ModelFamily
     public override DecoderConfig FromHuggingFace(HuggingFaceConfig config)
     {
         int hidden = Required(config, "hidden_size"), heads = Required(config, "num_attention_heads");
-        if (config.GetBool("do_layer_norm_before") == false)
-            throw new ModelFileException(config.SourcePath, "opt with do_layer_norm_before false (post-norm blocks, as in OPT-350m) is not supported");
-        if (config.GetInt("word_embed_proj_dim") is int projected && projected != hidden)
-            throw new ModelFileException(config.SourcePath, $"opt with word_embed_proj_dim {projected} ≠ hidden_size {hidden} (project_in/project_out, as in OPT-350m) is not supported");
-        if (config.GetBool("_remove_final_layer_norm") == true)
-            throw new ModelFileException(config.SourcePath, "opt with _remove_final_layer_norm true is not supported");
+        bool preNorm = config.GetBool("do_layer_norm_before") ?? true;
         bool bias = config.GetBool("enable_bias") ?? true;
         bool affine = config.GetBool("layer_norm_elementwise_affine") ?? true;
         return new DecoderConfig
@@ -51,6 +48,9 @@ public sealed class Opt : ModelFamily
             Activation = ActivationFromHuggingFace(config, "activation_function", "relu"),
             FeedForwardBias = bias,
             TiedEmbeddings = config.GetBool("tie_word_embeddings") ?? true,
+            PostLayerNorm = !preNorm,
+            FinalNorm = preNorm && config.GetBool("_remove_final_layer_norm") != true,
+            EmbeddingSize = config.GetInt("word_embed_proj_dim") ?? hidden,
         };
     }
 
@@ -64,6 +64,8 @@ public sealed class Opt : ModelFamily
             ["position_embd"] = p + "embed_positions",
             ["output_norm"] = p + "final_layer_norm",
             ["output"] = "lm_head",
+            ["input_proj"] = p + "project_in",
+            ["output_proj"] = p + "project_out",
             ["attn_norm"] = p + "layers.{0}.self_attn_layer_norm",
             ["attn_q"] = p + "layers.{0}.self_attn.q_proj",
             ["attn_k"] = p + "layers.{0}.self_attn.k_proj",

@@ -121,6 +121,16 @@ public sealed class PublishedConfigTests : IDisposable
             """
         },
         {
+            // Post-norm blocks, no final norm, 512-wide embeddings with project_in/project_out around the 1024-wide stack.
+            "facebook/opt-350m", "opt", 331_196_416, """
+            {"_name_or_path": "facebook/opt-350m", "activation_dropout": 0.0, "activation_function": "relu", "architectures": ["OPTForCausalLM"],
+             "attention_dropout": 0.0, "bos_token_id": 2, "do_layer_norm_before": false, "dropout": 0.1, "eos_token_id": 2, "ffn_dim": 4096,
+             "hidden_size": 1024, "init_std": 0.02, "layerdrop": 0.0, "max_position_embeddings": 2048, "model_type": "opt",
+             "num_attention_heads": 16, "num_hidden_layers": 24, "pad_token_id": 1, "prefix": "</s>", "torch_dtype": "float16",
+             "transformers_version": "4.20.0.dev0", "use_cache": true, "vocab_size": 50272, "word_embed_proj_dim": 512}
+            """
+        },
+        {
             "EleutherAI/gpt-neo-125m", "gptneo", 125_198_592, """
             {"activation_function": "gelu_new", "architectures": ["GPTNeoForCausalLM"], "attention_dropout": 0,
              "attention_layers": ["global", "local", "global", "local", "global", "local", "global", "local", "global", "local", "global", "local"],
