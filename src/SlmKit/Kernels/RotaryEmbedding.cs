@@ -17,18 +17,45 @@ public sealed record RopeScaling(string Type, float Factor, float LowFrequencyFa
 
     public static RopeScaling Llama3(float factor, float lowFrequencyFactor, float highFrequencyFactor, int originalContextLength) =>
         new("llama3", factor, lowFrequencyFactor, highFrequencyFactor, originalContextLength);
+
+    /// <summary>
+    /// Phi-3's long-rope ("su"): per-pair frequency divisors, one set for contexts up to
+    /// <paramref name="originalContextLength"/> and one for longer ones, and a magnitude
+    /// <paramref name="attentionFactor"/> on cos and sin. Factors left null come from the weights (GGUF rope_factors_short/long).
+    /// </summary>
+    public static RopeScaling LongRope(int originalContextLength, float attentionFactor, float[]? shortFactors = null, float[]? longFactors = null) =>
+        new("longrope", 1, OriginalContextLength: originalContextLength) { AttentionFactor = attentionFactor, ShortFactors = shortFactors, LongFactors = longFactors };
+
+    /// <summary>Long-rope: multiplies cos and sin (transformers' attention_factor, llama.cpp's rope.scaling.attn_factor).</summary>
+    public float AttentionFactor { get; init; } = 1;
+
+    /// <summary>Long-rope: frequency divisors per rotary pair for contexts up to OriginalContextLength.</summary>
+    public float[]? ShortFactors { get; init; }
+
+    /// <summary>Long-rope: frequency divisors per rotary pair for longer contexts.</summary>
+    public float[]? LongFactors { get; init; }
 }
 
 /// <summary>
 /// Rotary position embedding for heads of <see cref="HeadDim"/> values of which the first <see cref="RotaryDim"/>
 /// are rotated. Frequencies θᵢ = base^(−2i/d), divided by optional per-pair factors (Llama 3's rope_freqs).
+/// With long-rope scaling there are two sets of factors, chosen by the context size (see <see cref="UsesLongFactors"/>),
+/// and cos and sin are multiplied by the scaling's attention factor.
 /// </summary>
 public sealed class RotaryEmbedding
 {
     private readonly float[] _inverseFrequencies;
+    private readonly float[]? _longInverseFrequencies;
     private readonly float _positionScale;
+    private readonly float _magnitude = 1f;
+    private readonly int _originalContextLength;
 
-    public RotaryEmbedding(int headDim, int rotaryDim, float theta, RopeLayout layout, RopeScaling? scaling = null, ReadOnlySpan<float> frequencyFactors = default)
+    /// <summary>
+    /// <paramref name="frequencyFactors"/> are per-pair divisors (rope_freqs; long-rope's short factors when the scaling
+    /// holds none); <paramref name="longFrequencyFactors"/> long-rope's long factors when the scaling holds none.
+    /// </summary>
+    public RotaryEmbedding(int headDim, int rotaryDim, float theta, RopeLayout layout, RopeScaling? scaling = null,
+        ReadOnlySpan<float> frequencyFactors = default, ReadOnlySpan<float> longFrequencyFactors = default)
     {
         if (rotaryDim <= 0 || rotaryDim > headDim || rotaryDim % 2 != 0)
             throw new SlmKitException($"rotary dimension {rotaryDim} must be even and within the head size {headDim}");
@@ -36,15 +63,19 @@ public sealed class RotaryEmbedding
         RotaryDim = rotaryDim;
         Layout = layout;
         int pairs = rotaryDim / 2;
-        _inverseFrequencies = new float[pairs];
         _positionScale = 1f;
-        for (int i = 0; i < pairs; i++)
+        if (scaling?.Type == "longrope")
         {
-            double frequency = Math.Pow(theta, -2.0 * i / rotaryDim);
-            if (!frequencyFactors.IsEmpty)
-                frequency /= frequencyFactors[i];
-            _inverseFrequencies[i] = (float)frequency;
+            ReadOnlySpan<float> shortFactors = scaling.ShortFactors ?? frequencyFactors, longFactors = scaling.LongFactors ?? longFrequencyFactors;
+            if (shortFactors.Length != pairs || longFactors.Length != pairs)
+                throw new SlmKitException($"long-rope needs {pairs} short and long factors (got {shortFactors.Length} and {longFactors.Length})");
+            _inverseFrequencies = Frequencies(theta, rotaryDim, shortFactors);
+            _longInverseFrequencies = Frequencies(theta, rotaryDim, longFactors);
+            _magnitude = scaling.AttentionFactor;
+            _originalContextLength = scaling.OriginalContextLength;
+            return;
         }
+        _inverseFrequencies = Frequencies(theta, rotaryDim, frequencyFactors);
 
         switch (scaling?.Type)
         {
@@ -57,23 +88,48 @@ public sealed class RotaryEmbedding
                 ApplyLlama3Scaling(_inverseFrequencies, scaling);
                 break;
             default:
-                throw new SlmKitException($"rope scaling type '{scaling.Type}' is not supported (supported: linear, llama3)");
+                throw new SlmKitException($"rope scaling type '{scaling.Type}' is not supported (supported: linear, llama3, longrope)");
         }
+    }
+
+    private static float[] Frequencies(float theta, int rotaryDim, ReadOnlySpan<float> factors)
+    {
+        var frequencies = new float[rotaryDim / 2];
+        for (int i = 0; i < frequencies.Length; i++)
+        {
+            double frequency = Math.Pow(theta, -2.0 * i / rotaryDim);
+            if (!factors.IsEmpty)
+                frequency /= factors[i];
+            frequencies[i] = (float)frequency;
+        }
+        return frequencies;
     }
 
     public int HeadDim { get; }
     public int RotaryDim { get; }
     public RopeLayout Layout { get; }
 
+    /// <summary>
+    /// Long-rope's choice, llama.cpp's rule (llama_model::get_rope_factors): the long factors when the context size (the KV
+    /// cache's capacity, llama.cpp's n_ctx per sequence) exceeds the original context length, else the short ones.
+    /// transformers instead decides per forward call by the sequence length (last position + 1); both use the short
+    /// factors whenever the context fits the original length. False without long-rope scaling.
+    /// </summary>
+    public bool UsesLongFactors(int contextSize) => _longInverseFrequencies is not null && contextSize > _originalContextLength;
+
     /// <summary>Fills cos/sin (length RotaryDim/2 each) for one position; computed once per token, shared by all heads and layers.</summary>
-    public void ComputeAngles(int position, Span<float> cos, Span<float> sin)
+    public void ComputeAngles(int position, Span<float> cos, Span<float> sin) => ComputeAngles(position, 0, cos, sin);
+
+    /// <summary>As <see cref="ComputeAngles(int, Span{float}, Span{float})"/>, in a context of <paramref name="contextSize"/> tokens.</summary>
+    public void ComputeAngles(int position, int contextSize, Span<float> cos, Span<float> sin)
     {
+        float[] frequencies = UsesLongFactors(contextSize) ? _longInverseFrequencies! : _inverseFrequencies;
         float p = position * _positionScale;
-        for (int i = 0; i < _inverseFrequencies.Length; i++)
+        for (int i = 0; i < frequencies.Length; i++)
         {
-            float angle = p * _inverseFrequencies[i];
-            cos[i] = MathF.Cos(angle);
-            sin[i] = MathF.Sin(angle);
+            float angle = p * frequencies[i];
+            cos[i] = MathF.Cos(angle) * _magnitude;
+            sin[i] = MathF.Sin(angle) * _magnitude;
         }
     }
 

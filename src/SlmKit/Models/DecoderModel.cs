@@ -48,7 +48,7 @@ public sealed class DecoderModel : LanguageModel
 
         int headDim = config.ResolvedHeadDim;
         if (config.Positions == PositionKind.Rope)
-            _rope = new RotaryEmbedding(headDim, config.ResolvedRotaryDim, config.RopeTheta, config.RopeLayout, config.RopeScaling, _weights.RopeFrequencyFactors);
+            _rope = new RotaryEmbedding(headDim, config.ResolvedRotaryDim, config.RopeTheta, config.RopeLayout, config.RopeScaling, _weights.RopeFrequencyFactors, _weights.RopeLongFactors);
         int maxHeads = 0, maxKvHeads = 0;
         for (int l = 0; l < config.LayerCount; l++)
         {
@@ -245,7 +245,7 @@ public sealed class DecoderModel : LanguageModel
             }
             if (_weights.EmbeddingNorm is { } embeddingNorm)
                 Norm(x, embeddingNorm, x);
-            _rope?.ComputeAngles(s.RowPositions[t], s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
+            _rope?.ComputeAngles(s.RowPositions[t], s.RowCaches[t].Capacity, s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
         }
 
         for (int l = 0; l < _weights.Layers.Length; l++)

@@ -75,6 +75,9 @@ internal sealed class DecoderWeights
     public required Linear Output { get; init; }
     public float[]? RopeFrequencyFactors { get; init; }
 
+    /// <summary>Phi-3 long-rope's long factors (GGUF rope_factors_long; the short ones are <see cref="RopeFrequencyFactors"/>).</summary>
+    public float[]? RopeLongFactors { get; init; }
+
     public static DecoderWeights Bind(WeightBinder w, IWeightSource source, DecoderConfig c, TensorLayout layout)
     {
         int d = c.HiddenSize, e = c.ResolvedEmbeddingSize, headDim = c.ResolvedHeadDim;
@@ -102,6 +105,12 @@ internal sealed class DecoderWeights
             var weight = layout.TransposedLinears ? w.TransposedMatrix(name, rows, cols) : w.Matrix(name, rows, cols);
             return new Linear(weight, bias ? w.Vector(Name(role, layer, "bias"), rows) : null);
         }
+
+        // Long-rope factors are configuration (config.json lists them), so they are read without counting as parameters.
+        float[]? LongRopeFactors(string name) =>
+            layout == TensorLayout.Gguf && c.RopeScaling?.Type == "longrope" && source.Find(name) is not null
+                ? w.Vector(name, c.ResolvedRotaryDim / 2, countAsParameters: false)
+                : null;
 
         var embedding = w.Matrix(Name("token_embd", -1), c.VocabSize, e);
         var layers = new DecoderLayer[c.LayerCount];
@@ -147,7 +156,8 @@ internal sealed class DecoderWeights
             Output = output,
             RopeFrequencyFactors = layout == TensorLayout.Gguf && c.Positions == PositionKind.Rope && source.Find("rope_freqs.weight") is not null
                 ? w.Vector("rope_freqs.weight", c.ResolvedRotaryDim / 2)
-                : null,
+                : LongRopeFactors("rope_factors_short.weight"),
+            RopeLongFactors = LongRopeFactors("rope_factors_long.weight"),
         };
     }
 }

@@ -155,8 +155,30 @@ public abstract class ModelFamily
             "default" => null,
             "linear" => RopeScaling.Linear(Number("factor", 1)),
             "llama3" => RopeScaling.Llama3(Number("factor", 8), Number("low_freq_factor", 1), Number("high_freq_factor", 4), (int)Number("original_max_position_embeddings", 8192)),
-            _ => throw new ModelFileException(config.SourcePath, $"rope_scaling type '{type}' is not supported (supported: linear, llama3)"),
+            "longrope" or "su" => LongRopeFromHuggingFace(config, rope),
+            _ => throw new ModelFileException(config.SourcePath, $"rope_scaling type '{type}' is not supported (supported: linear, llama3, longrope)"),
         };
+    }
+
+    /// <summary>
+    /// transformers' _compute_longrope_parameters: short_factor / long_factor per rotary pair; the original length from
+    /// rope_scaling or the config's top level (Phi-3 keeps it there); attention_factor when given, else
+    /// √(1 + ln s / ln original) with s = rope_scaling.factor or max_position_embeddings / original (1 when s ≤ 1).
+    /// </summary>
+    private static RopeScaling LongRopeFromHuggingFace(HuggingFaceConfig config, JsonElement rope)
+    {
+        float[] Factors(string name) =>
+            rope.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Array
+                ? [.. v.EnumerateArray().Select(e => e.ValueKind == JsonValueKind.Number ? e.GetSingle() : throw new ModelFileException(config.SourcePath, $"rope_scaling.{name} holds a non-number"))]
+                : throw new ModelFileException(config.SourcePath, $"rope_scaling.{name} is missing");
+        double? Number(string name) => rope.TryGetProperty(name, out var v) && v.ValueKind == JsonValueKind.Number ? v.GetDouble() : null;
+        int maxPositions = config.GetInt("max_position_embeddings") ?? 2048;
+        int original = (int?)Number("original_max_position_embeddings") ?? config.GetInt("original_max_position_embeddings") ?? maxPositions;
+        if (original <= 0)
+            throw new ModelFileException(config.SourcePath, $"original_max_position_embeddings must be positive (got {original})");
+        double factor = Number("factor") ?? (double)maxPositions / original;
+        double attention = Number("attention_factor") ?? (factor <= 1 ? 1 : Math.Sqrt(1 + Math.Log(factor) / Math.Log(original)));
+        return RopeScaling.LongRope(original, (float)attention, Factors("short_factor"), Factors("long_factor"));
     }
 
     /// <summary>The Hugging Face names of the Llama-style checkpoints (model.layers.N.self_attn.q_proj, …).</summary>

@@ -20,11 +20,13 @@ internal sealed class WeightBinder : IDisposable
 
     public IReadOnlyDictionary<string, long> ParametersByType => _byType;
 
-    public WeightTensor Require(string name)
+    public WeightTensor Require(string name) => Require(name, countAsParameters: true);
+
+    private WeightTensor Require(string name, bool countAsParameters)
     {
         var tensor = _source.Find(name)
             ?? throw new ModelFileException(_source.SourcePath, $"tensor '{name}' is missing");
-        if (_counted.Add(name))
+        if (countAsParameters && _counted.Add(name))
         {
             ParameterCount += tensor.ElementCount;
             _byType[tensor.Type.ToString()] = _byType.GetValueOrDefault(tensor.Type.ToString()) + tensor.ElementCount;
@@ -85,10 +87,10 @@ internal sealed class WeightBinder : IDisposable
         _owned.Clear();
     }
 
-    /// <summary>A vector of <paramref name="length"/> values, widened to F32.</summary>
-    public float[] Vector(string name, int length)
+    /// <summary>A vector of <paramref name="length"/> values, widened to F32; configuration stored as a tensor is not counted as parameters.</summary>
+    public float[] Vector(string name, int length, bool countAsParameters = true)
     {
-        var tensor = Require(name);
+        var tensor = Require(name, countAsParameters);
         if (tensor.ElementCount != length || tensor.Dimensions.Length > 2 || (tensor.Dimensions.Length == 2 && tensor.Dimensions[0] != 1))
             throw new ModelFileException(_source.SourcePath, $"tensor '{name}' has shape {tensor.ShapeText}, but the config implies [{length}]");
         if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))

@@ -22,6 +22,12 @@ public sealed class FamilyOracleTests : IDisposable
         new("phi2", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 41) { RotaryDim = 6 },
         new("phi2", "partial-f16", Dim: 128, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 32, Ffn: 256, Vocab: 500, Tied: false, Type: GgmlType.F16, Seed: 42) { RotaryDim = 12 },
         new("phi3", "fused-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 160, Vocab: 320, Tied: false, Type: GgmlType.F32, Seed: 51),
+        // Long-rope: 4096 positions trained from 512, so the short factors at the tests' contexts (64 and 41 in llama.cpp).
+        new("phi3", "longrope-short-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 320, Tied: false, Type: GgmlType.F32, Seed: 52)
+        { Context = 4096, LongRopeOriginal = 512 },
+        // Original length 32: every test context (ours 40 and 64, llama.cpp's n_ctx ≥ 41) is longer, so both use the long factors.
+        new("phi3", "longrope-long-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 128, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 53)
+        { Context = 256, LongRopeOriginal = 32 },
         new("stablelm", "sequential-qkvbias-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 61) { RotaryDim = 4, Parallel = false, Biases = true },
         new("stablelm", "parallel-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 62) { RotaryDim = 8, Parallel = true },
         new("gptneox", "parallel-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 71) { RotaryDim = 4 },

@@ -62,6 +62,9 @@ public sealed record RandomDecoderSpec(
     public float ClipQkv { get; init; }
     public int Context { get; init; } = 512;
 
+    /// <summary>Phi-3 long-rope: the original context length (0: no long-rope); Context is then max_position_embeddings.</summary>
+    public int LongRopeOriginal { get; init; }
+
     /// <summary>OpenELM: per-layer query heads, KV heads and MLP widths (null: Heads, KvHeads, Ffn in every layer).</summary>
     public int[]? LayerHeads { get; init; }
     public int[]? LayerKvHeads { get; init; }
@@ -86,6 +89,7 @@ public sealed class RandomDecoder
     private sealed record Entry(string Role, int Layer, string Kind, long[] Dims, float[] Values);
 
     private readonly List<Entry> _entries = [];
+    private readonly float[]? _shortFactors, _longFactors;
 
     public RandomDecoder(RandomDecoderSpec spec)
     {
@@ -162,6 +166,20 @@ public sealed class RandomDecoder
         Norm("output_norm", -1);
         if (!spec.Tied)
             Linear("output", -1, spec.Vocab, d, t.HeadBias);
+        if (spec.LongRopeOriginal > 0)
+        {
+            // Drawn from their own generator so the weights are those of the same spec without long-rope.
+            var factors = new Random(spec.Seed + 1);
+            _shortFactors = [.. Enumerable.Range(0, spec.Rotary / 2).Select(_ => (float)(1 + 0.5 * factors.NextDouble()))];
+            _longFactors = [.. Enumerable.Range(0, spec.Rotary / 2).Select(i => (float)(1 + i * 0.75 + 2 * factors.NextDouble()))];
+        }
+    }
+
+    /// <summary>convert_hf_to_gguf's Phi-3 rope.scaling.attn_factor: √(1 + ln s / ln original), s = max / original positions.</summary>
+    private static double LongRopeAttentionFactor(RandomDecoderSpec s)
+    {
+        double scale = (double)s.Context / s.LongRopeOriginal;
+        return scale > 1 ? Math.Sqrt(1 + Math.Log(scale) / Math.Log(s.LongRopeOriginal)) : 1;
     }
 
     public RandomDecoderSpec Spec { get; }
@@ -260,6 +278,13 @@ public sealed class RandomDecoder
                 writer.Set($"{a}.attention.key_length", (uint)s.HeadDim);
                 writer.Set($"{a}.attention.value_length", (uint)s.HeadDim);
                 break;
+            case "phi3" when s.LongRopeOriginal > 0:
+                // Phi3MiniModel: the original length, the attention factor, and the factors as F32 tensors (long, then short).
+                writer.Set($"{a}.rope.scaling.original_context_length", (uint)s.LongRopeOriginal);
+                writer.Set($"{a}.rope.scaling.attn_factor", (float)LongRopeAttentionFactor(s));
+                writer.AddTensor("rope_factors_long.weight", [_longFactors!.Length], _longFactors, GgmlType.F32);
+                writer.AddTensor("rope_factors_short.weight", [_shortFactors!.Length], _shortFactors, GgmlType.F32);
+                break;
             case "olmo" when s.ClipQkv > 0:
                 writer.Set($"{a}.attention.clamp_kqv", s.ClipQkv);
                 break;
@@ -348,7 +373,7 @@ public sealed class RandomDecoder
             "gemma" => $$"""{"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", {{llamaLike}} }""",
             "gemma2" => $$"""{"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": {{s.HeadDim}}, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": {{s.SlidingWindow}}, "cache_implementation": "hybrid", {{llamaLike}} }""",
             "phi2" => $$"""{"architectures": ["PhiForCausalLM"], "model_type": "phi", "layer_norm_eps": 1e-05, "hidden_act": "gelu_new", "partial_rotary_factor": {{F(partial)}}, "qk_layernorm": false, {{llamaLike}} }""",
-            "phi3" => $$"""{"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rms_norm_eps": 1e-05, "hidden_act": "silu", "sliding_window": {{s.Context - 1}}, "rope_scaling": null, "original_max_position_embeddings": {{s.Context}}, {{llamaLike}} }""",
+            "phi3" => $$"""{"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rms_norm_eps": 1e-05, "hidden_act": "silu", "sliding_window": {{s.Context - 1}}, "rope_scaling": {{Phi3RopeScaling()}}, "original_max_position_embeddings": {{(s.LongRopeOriginal > 0 ? s.LongRopeOriginal : s.Context)}}, {{llamaLike}} }""",
             "stablelm" => $$"""{"architectures": ["StableLmForCausalLM"], "model_type": "stablelm", "layer_norm_eps": 1e-05, "hidden_act": "silu", "partial_rotary_factor": {{F(partial)}}, "use_qkv_bias": {{B(s.Biases)}}, "use_parallel_residual": {{B(s.Parallel)}}, "qk_layernorm": false, {{llamaLike}} }""",
             "gptneox" => $$"""{"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "layer_norm_eps": 1e-05, "hidden_act": "gelu_new", "rotary_pct": {{F(partial)}}, "rotary_emb_base": {{F(s.RopeTheta)}}, "use_parallel_residual": {{B(s.Parallel)}}, "attention_bias": true, {{llamaLike}} }""",
             "gpt2" => $$"""{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": {{s.Dim}}, "n_layer": {{s.Layers}}, "n_head": {{s.Heads}}, "n_inner": {{s.Ffn}}, "n_positions": {{s.Context}}, "n_ctx": {{s.Context}}, "vocab_size": {{s.Vocab}}, "layer_norm_epsilon": 1e-05, "activation_function": "gelu_new", "torch_dtype": "{{dtype}}" }""",
@@ -359,6 +384,15 @@ public sealed class RandomDecoder
             "bloom" => $$"""{"architectures": ["BloomForCausalLM"], "model_type": "bloom", "hidden_size": {{s.Dim}}, "n_layer": {{s.Layers}}, "n_head": {{s.Heads}}, "vocab_size": {{s.Vocab}}, "layer_norm_epsilon": 1e-05, "apply_residual_connection_post_layernorm": false, "torch_dtype": "{{dtype}}" }""",
             _ => throw new InvalidOperationException(Traits.Family),
         };
+    }
+
+    /// <summary>Phi-3's rope_scaling: null, or the longrope block of Phi-3-mini-128k (the attention factor left to transformers).</summary>
+    private string Phi3RopeScaling()
+    {
+        if (_shortFactors is null)
+            return "null";
+        string List(float[] values) => "[" + string.Join(", ", values.Select(v => v.ToString("R", CultureInfo.InvariantCulture))) + "]";
+        return $$"""{"type": "longrope", "short_factor": {{List(_shortFactors)}}, "long_factor": {{List(_longFactors!)}}}""";
     }
 
     /// <summary>
