@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Text;
 using SlmKit.Formats;
 using SlmKit.Tensors;
@@ -124,9 +123,7 @@ public sealed class MalformedInputTests
             // Pad so forged sizes are judged against a file of realistic length, not a tiny one.
             File.WriteAllBytes(path, [.. bytes, .. new byte[64]]);
             long before = GC.GetAllocatedBytesForCurrentThread();
-            var watch = Stopwatch.StartNew();
             var e = Assert.Throws<ModelFileException>(() => GgufFile.Open(path));
-            Assert.True(watch.ElapsedMilliseconds < 1000, name);
             Assert.True(GC.GetAllocatedBytesForCurrentThread() - before < 1 << 20, $"{name} allocated too much");
             Assert.StartsWith(path + ": ", e.Message);
             Assert.True(e.Message.Contains(problem, StringComparison.Ordinal), $"{name}: {e.Message}");
