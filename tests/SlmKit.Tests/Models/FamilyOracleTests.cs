@@ -45,8 +45,6 @@ public sealed class FamilyOracleTests : IDisposable
 
     public static TheoryData<RandomDecoderSpec> Specs => new(AllSpecs());
 
-
-
     private static double Tolerance(RandomDecoderSpec spec) => spec.Type == GgmlType.F16 ? 1e-2 : 1e-3;
 
     [Theory]
@@ -55,16 +53,7 @@ public sealed class FamilyOracleTests : IDisposable
     {
         string path = new RandomDecoder(spec).WriteGguf(Path.Combine(_folder, spec.Name + ".gguf"));
         int[] tokens = ModelTestHelpers.RandomTokens(64, spec.Vocab, spec.Seed);
-        float[] expected = LlamaCppForward.Logits(path, tokens);
-        float[] actual = ModelTestHelpers.OurLogits(path, tokens);
-        Assert.Equal(expected.Length, actual.Length);
-
-        double scale = expected.Max(Math.Abs);
-        double worst = 0;
-        for (int i = 0; i < expected.Length; i++)
-            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
-        Assert.True(scale > 1, $"logit scale {scale} too small for a meaningful comparison");
-        Assert.True(worst <= Tolerance(spec) * scale, $"max |Δlogit| = {worst:G4} exceeds {Tolerance(spec)} × scale {scale:G4}");
+        ModelTestHelpers.AssertLogitsMatch(LlamaCppForward.Logits(path, tokens), ModelTestHelpers.OurLogits(path, tokens), Tolerance(spec));
     }
 
     [Theory]
@@ -77,16 +66,7 @@ public sealed class FamilyOracleTests : IDisposable
 
         using var model = ModelLoader.Load(path);
         Assert.Equal(spec.Family, model.Info.Family);
-        var cache = model.CreateCache(prompt.Length + 32);
-        var logits = new float[model.VocabSize];
-        model.Forward(cache, prompt, logits, allPositions: false);
-        var actual = new int[32];
-        for (int i = 0; i < 32; i++)
-        {
-            actual[i] = Sampler.ArgMax(logits);
-            model.Forward(cache, [actual[i]], logits, allPositions: false);
-        }
-        Assert.Equal(expected, actual);
+        Assert.Equal(expected, ModelTestHelpers.OurGreedy(path, prompt, 32));
     }
 
     [Theory]

@@ -1,3 +1,4 @@
+using SlmKit.Inference;
 using SlmKit.Models;
 
 namespace SlmKit.Tests.Models;
@@ -24,5 +25,33 @@ internal static class ModelTestHelpers
         var logits = new float[tokens.Length * model.VocabSize];
         model.Forward(cache, tokens, logits, allPositions: true);
         return logits;
+    }
+
+    /// <summary>Greedy continuation by SlmKit: feed the prompt, then the argmax token, one at a time.</summary>
+    public static int[] OurGreedy(string path, int[] prompt, int count)
+    {
+        using var model = ModelLoader.Load(path);
+        var cache = model.CreateCache(prompt.Length + count);
+        var logits = new float[model.VocabSize];
+        model.Forward(cache, prompt, logits, allPositions: false);
+        var tokens = new int[count];
+        for (int i = 0; i < count; i++)
+        {
+            tokens[i] = Sampler.ArgMax(logits);
+            model.Forward(cache, [tokens[i]], logits, allPositions: false);
+        }
+        return tokens;
+    }
+
+    /// <summary>Asserts max |expected − actual| ≤ tolerance × the largest |expected| logit, which must exceed 1.</summary>
+    public static void AssertLogitsMatch(float[] expected, float[] actual, double tolerance)
+    {
+        Assert.Equal(expected.Length, actual.Length);
+        double scale = expected.Max(Math.Abs);
+        double worst = 0;
+        for (int i = 0; i < expected.Length; i++)
+            worst = Math.Max(worst, Math.Abs(expected[i] - actual[i]));
+        Assert.True(scale > 1, $"logit scale {scale} too small for a meaningful comparison");
+        Assert.True(worst <= tolerance * scale, $"max |Δlogit| = {worst:G4} exceeds {tolerance} × scale {scale:G4}");
     }
 }
