@@ -129,8 +129,10 @@ public sealed class ErrorTests(ServerFixture fixture) : IClassFixture<ServerFixt
     [Fact]
     public async Task A_full_queue_gets_429_with_retry_after()
     {
-        await using var server = await TestServer.StartAsync(new SlmServerOptions { Parallel = 1, MaxQueue = 0 });
-        string body = JsonSerializer.Serialize(new { prompt = "Once", max_tokens = 400, ignore_eos = true, stream = true });
+        // The long-context model keeps the unbounded first request running for the whole test, however slow the machine.
+        await using var server = await TestServer.StartAsync(
+            new SlmServerOptions { Parallel = 1, MaxQueue = 0, ContextSize = TestModel.LongContext }, TestModel.LongContextPath);
+        string body = JsonSerializer.Serialize(new { prompt = "Once", max_tokens = 100000, ignore_eos = true, stream = true });
         // Hold the only slot with a streaming request whose first event has arrived.
         using var first = new HttpRequestMessage(HttpMethod.Post, "/v1/completions") { Content = new StringContent(body, System.Text.Encoding.UTF8, "application/json") };
         using var holding = await server.Http.SendAsync(first, HttpCompletionOption.ResponseHeadersRead);

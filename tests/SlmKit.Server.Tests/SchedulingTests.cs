@@ -67,7 +67,10 @@ public sealed class SchedulingTests
     [Fact]
     public async Task A_client_that_disconnects_frees_its_slot_at_once()
     {
-        await using var server = await TestServer.StartAsync(new SlmServerOptions { Parallel = 1, MaxQueue = 4 });
+        // stories260K's 512-token context would let the "endless" request end by length before the disconnect is seen on a
+        // busy machine; the long-context model keeps it running until the cancellation is what stops it.
+        await using var server = await TestServer.StartAsync(
+            new SlmServerOptions { Parallel = 1, MaxQueue = 4, ContextSize = TestModel.LongContext }, TestModel.LongContextPath);
         string endless = JsonSerializer.Serialize(new { prompt = "Once", max_tokens = 100000, ignore_eos = true, stream = true });
         using (var cts = new CancellationTokenSource())
         {
@@ -87,8 +90,10 @@ public sealed class SchedulingTests
     [Fact]
     public async Task Scheduler_refuses_beyond_the_queue()
     {
-        using var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 1 });
-        using var scheduler = new BatchScheduler(model.Model, model.Tokenizer, new SchedulerOptions { Parallel = 1, MaxQueue = 1, ContextSize = 8192 });
+        // The long-context model: the unbounded requests must still be running when the cancellation comes.
+        using var model = SlmModel.Load(TestModel.LongContextPath, new SlmModelOptions { Threads = 1, ContextSize = TestModel.LongContext });
+        using var scheduler = new BatchScheduler(model.Model, model.Tokenizer,
+            new SchedulerOptions { Parallel = 1, MaxQueue = 1, ContextSize = TestModel.LongContext });
         using var cts = new CancellationTokenSource();
         var request = new GenerationRequest { PromptTokens = [1], Options = new GenerationOptions { MaxTokens = 100000, StopAtEndOfGeneration = false } };
         var submitted = new List<GenerationStream>();

@@ -34,6 +34,22 @@ internal static class TestModel
             RopeTheta: 10000f, Type: GgmlType.F32, Seed: 42, ContextLength: 4096);
         return new RandomLlama(spec).WriteGguf(path);
     }
+
+    private static readonly Lazy<string> s_longContextPath = new(() =>
+    {
+        string folder = System.IO.Path.Combine(System.IO.Path.GetTempPath(), "slmkit-server-tests");
+        Directory.CreateDirectory(folder);
+        // One KV head of 16 over 2 layers keeps a 65,536-token cache at 16 MB, while attention over a growing context makes
+        // reaching that length take minutes: a generation on this model cannot end by filling its context during a test.
+        var spec = new RandomLlamaSpec("server-long", Dim: 64, Layers: 2, Heads: 4, KvHeads: 1, HeadDim: 16, Ffn: 128, Vocab: 600, Tied: true,
+            RopeTheta: 10000f, Type: GgmlType.F32, Seed: 43, ContextLength: LongContext);
+        return new RandomLlama(spec).WriteGguf(System.IO.Path.Combine(folder, $"long-context-{Environment.ProcessId}.gguf"));
+    });
+
+    public const int LongContext = 65536;
+
+    /// <summary>A random model whose context is long enough that an unbounded generation runs until it is cancelled.</summary>
+    public static string LongContextPath => s_longContextPath.Value;
 }
 
 /// <summary>A running server on a free loopback port, with clients pointed at it.</summary>
@@ -54,10 +70,10 @@ public sealed class TestServer : IAsyncDisposable
     public string? ApiKey { get; }
     public HttpClient Http { get; }
 
-    public static async Task<TestServer> StartAsync(SlmServerOptions? options = null)
+    public static async Task<TestServer> StartAsync(SlmServerOptions? options = null, string? modelPath = null)
     {
         options ??= new SlmServerOptions();
-        var model = SlmModel.Load(TestModel.Path, new SlmModelOptions { Threads = 1 });
+        var model = SlmModel.Load(modelPath ?? TestModel.Path, new SlmModelOptions { Threads = 1, ContextSize = options.ContextSize });
         try
         {
             var server = await SlmServer.StartAsync(model, options with { Port = 0, Host = "127.0.0.1" });
