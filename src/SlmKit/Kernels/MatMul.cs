@@ -14,8 +14,6 @@ namespace SlmKit.Kernels;
 /// </summary>
 public static unsafe class MatMul
 {
-    /// <summary>Rows handed to a thread at a time: enough work to amortise the claim, small enough to balance.</summary>
-    private const int RowsPerChunk = 16;
 
     [ThreadStatic] private static MatMulWork? t_work;
     [ThreadStatic] private static float[]? t_rowBuffer;
@@ -43,8 +41,8 @@ public static unsafe class MatMul
         fixed (float* y = output)
         {
             var work = t_work ??= new MatMulWork();
-            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y);
-            pool.For((rows + RowsPerChunk - 1) / RowsPerChunk, work);
+            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y, RowSplit.RowsPerRange(rows, pool.ThreadCount));
+            pool.For(RowSplit.RangeCount(rows, work.RowsPerRange), work);
             work.Clear();
         }
     }
@@ -81,8 +79,11 @@ public static unsafe class MatMul
         private int _cols;
         private float* _y;
 
-        public void Set(float* x, int tokens, byte* w, GgmlType type, int rows, int cols, float* y)
+        public int RowsPerRange { get; private set; }
+
+        public void Set(float* x, int tokens, byte* w, GgmlType type, int rows, int cols, float* y, int rowsPerRange)
         {
+            RowsPerRange = rowsPerRange;
             _x = x;
             _tokens = tokens;
             _w = w;
@@ -101,8 +102,8 @@ public static unsafe class MatMul
 
         public void Execute(int index)
         {
-            int first = index * RowsPerChunk;
-            int last = Math.Min(first + RowsPerChunk, _rows);
+            int first = index * RowsPerRange;
+            int last = Math.Min(first + RowsPerRange, _rows);
             int cols = _cols;
             Span<float> row = _type == GgmlType.F32
                 ? default

@@ -5,13 +5,11 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block. Rows are handed out in chunks over the worker pool; each weight row is read
+/// integer dot product scaled per block. Each thread of the pool takes one contiguous range of rows (<see cref="RowSplit"/>); each weight row is read
 /// once per call and reused for every token while it is in L1.
 /// </summary>
 internal static unsafe class QuantizedMatMul
 {
-    private const int RowsPerChunk = 16;
-
     [ThreadStatic] private static QuantizedActivations? t_activations;
     [ThreadStatic] private static Work? t_work;
 
@@ -40,8 +38,8 @@ internal static unsafe class QuantizedMatMul
         fixed (float* y = output)
         {
             var work = t_work ??= new Work();
-            work.Set(kernel, weight.Data, (long)blocks * blockBytes, blocks, rows, tokens, activations, y);
-            pool.For((rows + RowsPerChunk - 1) / RowsPerChunk, work);
+            work.Set(kernel, weight.Data, (long)blocks * blockBytes, blocks, rows, tokens, activations, y, RowSplit.RowsPerRange(rows, pool.ThreadCount));
+            pool.For(RowSplit.RangeCount(rows, work.RowsPerRange), work);
             work.Clear();
         }
     }
@@ -57,8 +55,11 @@ internal static unsafe class QuantizedMatMul
         private QuantizedActivations? _activations;
         private float* _y;
 
-        public void Set(delegate*<byte*, ActivationRow, int, float> kernel, byte* w, long rowBytes, int blocks, int rows, int tokens, QuantizedActivations activations, float* y)
+        public int RowsPerRange { get; private set; }
+
+        public void Set(delegate*<byte*, ActivationRow, int, float> kernel, byte* w, long rowBytes, int blocks, int rows, int tokens, QuantizedActivations activations, float* y, int rowsPerRange)
         {
+            RowsPerRange = rowsPerRange;
             _kernel = kernel;
             _w = w;
             _rowBytes = rowBytes;
@@ -78,8 +79,8 @@ internal static unsafe class QuantizedMatMul
 
         public void Execute(int index)
         {
-            int first = index * RowsPerChunk;
-            int last = Math.Min(first + RowsPerChunk, _rows);
+            int first = index * RowsPerRange;
+            int last = Math.Min(first + RowsPerRange, _rows);
             var activations = _activations!;
             var kernel = _kernel;
             if (_tokens == 1)
