@@ -41,7 +41,7 @@ public static unsafe class MatMul
         fixed (float* y = output)
         {
             var work = t_work ??= new MatMulWork();
-            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y, RowSplit.RowsPerRange(rows, pool.ThreadCount));
+            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y, RowSplit.RowsPerRange(rows, pool.ThreadCount, tokens));
             pool.For(RowSplit.RangeCount(rows, work.RowsPerRange), work);
             work.Clear();
         }
