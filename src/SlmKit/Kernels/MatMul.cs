@@ -33,7 +33,7 @@ public static unsafe class MatMul
             throw new SlmKitException($"tensor '{weight.Name}' is {weight.Type}; this build computes with F32, F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 and Q2_K…Q6_K weights");
         if (BlockFormats.IsQuantized(weight.Type))
         {
-            QuantizedMatMul.Multiply(pool, input, tokens, weight, rows, cols, output);
+            QuantizedMatMul.Multiply(pool, input, tokens, weight, output);
             return;
         }
 
@@ -41,10 +41,39 @@ public static unsafe class MatMul
         fixed (float* y = output)
         {
             var work = t_work ??= new MatMulWork();
-            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y, RowSplit.RowsPerRange(rows, pool.ThreadCount));
+            work.Set(x, tokens, weight.Data, weight.Type, rows, cols, y, RowSplit.RowsPerRange(rows, pool.ThreadCount, tokens));
             pool.For(RowSplit.RangeCount(rows, work.RowsPerRange), work);
             work.Clear();
         }
+    }
+
+    /// <summary>
+    /// The products of one input with two or three matrices (Q, K and V; gate and up), each as <see cref="Multiply"/>
+    /// computes it. Quantized matrices whose types share an activation layout run in one parallel region on one
+    /// quantization of the input, which saves a region and a quantization per matrix in every decode step.
+    /// </summary>
+    public static void MultiplyShared(WorkerPool pool, ReadOnlySpan<float> input, int tokens,
+        WeightTensor weight0, Span<float> output0, WeightTensor weight1, Span<float> output1, WeightTensor? weight2 = null, Span<float> output2 = default)
+    {
+        bool fused = QuantizedMatMul.ShareActivations(weight0.Type, weight1.Type) && weight1.RowLength == weight0.RowLength
+            && (weight2 is null || (QuantizedMatMul.ShareActivations(weight0.Type, weight2.Type) && weight2.RowLength == weight0.RowLength));
+        if (!fused)
+        {
+            Multiply(pool, input, tokens, weight0, output0);
+            Multiply(pool, input, tokens, weight1, output1);
+            if (weight2 is not null)
+                Multiply(pool, input, tokens, weight2, output2);
+            return;
+        }
+        int cols = checked((int)weight0.RowLength);
+        if (input.Length < tokens * cols)
+            throw new ArgumentException($"input holds {input.Length} floats, {tokens}×{cols} needed", nameof(input));
+        foreach (var (weight, length) in (ReadOnlySpan<(WeightTensor?, int)>)[(weight0, output0.Length), (weight1, output1.Length), (weight2, output2.Length)])
+        {
+            if (weight is not null && length < tokens * weight.RowCount)
+                throw new ArgumentException($"the output for '{weight.Name}' holds {length} floats, {tokens}×{weight.RowCount} needed");
+        }
+        QuantizedMatMul.Multiply(pool, input, tokens, weight0, output0, weight1, output1, weight2, output2);
     }
 
     /// <summary>Widens weight row <paramref name="row"/> to F32 in <paramref name="destination"/> (length = columns).</summary>

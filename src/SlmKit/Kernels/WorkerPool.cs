@@ -13,7 +13,12 @@ public interface IParallelWork
 /// </summary>
 public sealed class WorkerPool : IDisposable
 {
-    private const int SpinIterationsBeforeSleep = 2000;
+    /// <summary>
+    /// Checks of the generation counter before an idle worker sleeps, one short pause apart: a worker must see a new
+    /// region within a fraction of a microsecond (a decode step's smallest products take a few microseconds), and still
+    /// spin for about two milliseconds (40,000 × ≈ 46 ns measured on the benchmark machine) before giving its core back.
+    /// </summary>
+    private const int SpinIterationsBeforeSleep = 40000;
 
     private static WorkerPool? s_shared;
     private static readonly object s_sharedLock = new();
@@ -149,7 +154,7 @@ public sealed class WorkerPool : IDisposable
                     return;
                 if (++spins < SpinIterationsBeforeSleep)
                 {
-                    Thread.SpinWait(20);
+                    Thread.SpinWait(1);
                     continue;
                 }
 

@@ -1,4 +1,6 @@
-using System.Numerics.Tensors;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using System.Runtime.Intrinsics;
 using SlmKit.Kernels;
 
 namespace SlmKit.Models;
@@ -84,7 +86,7 @@ internal sealed class CausalAttention : IParallelWork
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
         for (int j = first; j < length; j++)
-            scores[j] = TensorPrimitives.Dot(query, new ReadOnlySpan<float>(keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
+            scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
         var live = scores.AsSpan(first, length - first);
         if (_options.SoftCap > 0)
             Activations.SoftCap(live, _options.SoftCap);
@@ -99,9 +101,43 @@ internal sealed class CausalAttention : IParallelWork
         var output = new Span<float>(_output, t * qDim + h * headDim, headDim);
         output.Clear();
         for (int j = first; j < length; j++)
+            AddScaled(new ReadOnlySpan<float>(values, j * kvStride + kvHead * headDim, headDim), scores[j], output);
+    }
+
+    // Head vectors are short (64–128 floats) and there is one product per cached position, per head and per layer, so
+    // these loops are inlined rather than paying a TensorPrimitives call (length checks and dispatch) for each.
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static float ShortDot(ReadOnlySpan<float> a, ReadOnlySpan<float> b)
+    {
+        int i = 0;
+        float sum = 0;
+        if (Vector256.IsHardwareAccelerated && a.Length >= Vector256<float>.Count)
         {
-            var value = new ReadOnlySpan<float>(values, j * kvStride + kvHead * headDim, headDim);
-            TensorPrimitives.MultiplyAdd(value, scores[j], output, output);
+            var acc = Vector256<float>.Zero;
+            ref float pa = ref MemoryMarshal.GetReference(a);
+            ref float pb = ref MemoryMarshal.GetReference(b[..a.Length]);
+            for (; i + Vector256<float>.Count <= a.Length; i += Vector256<float>.Count)
+                acc = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref pa, (nuint)i), Vector256.LoadUnsafe(ref pb, (nuint)i), acc);
+            sum = Vector256.Sum(acc);
         }
+        for (; i < a.Length; i++)
+            sum += a[i] * b[i];
+        return sum;
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddScaled(ReadOnlySpan<float> x, float scale, Span<float> y)
+    {
+        int i = 0;
+        if (Vector256.IsHardwareAccelerated && y.Length >= Vector256<float>.Count)
+        {
+            var s = Vector256.Create(scale);
+            ref float px = ref MemoryMarshal.GetReference(x[..y.Length]);
+            ref float py = ref MemoryMarshal.GetReference(y);
+            for (; i + Vector256<float>.Count <= y.Length; i += Vector256<float>.Count)
+                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref px, (nuint)i), s, Vector256.LoadUnsafe(ref py, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
+        }
+        for (; i < y.Length; i++)
+            y[i] += x[i] * scale;
     }
 }

@@ -356,9 +356,10 @@ public sealed class DecoderModel : LanguageModel
         }
         else
         {
-            Project(s.Normed, n, layer.Query!, s.Q);
-            Project(s.Normed, n, layer.Key!, s.K);
-            Project(s.Normed, n, layer.Value!, s.V);
+            MatMul.MultiplyShared(_pool, s.Normed, n, layer.Query!.Weight, s.Q, layer.Key!.Weight, s.K, layer.Value!.Weight, s.V);
+            AddBias(layer.Query, n, s.Q);
+            AddBias(layer.Key, n, s.K);
+            AddBias(layer.Value, n, s.V);
         }
 
         if (c.ClipQkv > 0)
@@ -421,8 +422,9 @@ public sealed class DecoderModel : LanguageModel
             }
             else
             {
-                Project(s.Normed, n, layer.Gate!, s.Gate);
-                Project(s.Normed, n, layer.Up, s.Up);
+                MatMul.MultiplyShared(_pool, s.Normed, n, layer.Gate!.Weight, s.Gate, layer.Up.Weight, s.Up);
+                AddBias(layer.Gate, n, s.Gate);
+                AddBias(layer.Up, n, s.Up);
             }
             var gate = s.Gate.AsSpan(0, n * f);
             var up = s.Up.AsSpan(0, n * f);
@@ -446,6 +448,11 @@ public sealed class DecoderModel : LanguageModel
     private void Project(float[] input, int n, Linear linear, float[] output)
     {
         MatMul.Multiply(_pool, input, n, linear.Weight, output);
+        AddBias(linear, n, output);
+    }
+
+    private static void AddBias(Linear linear, int n, float[] output)
+    {
         if (linear.Bias is { } bias)
         {
             int rows = bias.Length;

@@ -308,6 +308,52 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    public static TheoryData<GgmlType, QuantizedKernelPath> TilesAndPaths()
+    {
+        var data = new TheoryData<GgmlType, QuantizedKernelPath>();
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K })
+        {
+            data.Add(type, QuantizedKernelPath.Vector256);
+            data.Add(type, QuantizedKernelPath.Vector256Vnni);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(TilesAndPaths))]
+    public void A_four_token_prefill_tile_equals_four_scalar_dots(GgmlType type, QuantizedKernelPath path)
+    {
+        if (QuantizedDot.TilePointer(type, path) == null)
+            Assert.Skip($"this CPU lacks the instructions of the {path} path");
+        var random = new Random((int)type * 31 + (int)path);
+        GgmlTypeInfo.TryGetBlockLayout(type, out int blockSize, out _);
+        bool super = BlockFormats.IsKQuant(type);
+        foreach (int blocks in new[] { 1, 2, 3, 18, 33 })
+        {
+            int n = blocks * blockSize;
+            byte[] w = RandomBlocks(type, blocks, random);
+            using var activations = new QuantizedActivations();
+            // Six tokens: the tile reads rows 1..4, so the rows around it must not leak in.
+            activations.Quantize(RandomFloats(6 * n, random), 6, n, super);
+            var results = new float[4];
+            fixed (byte* p = w)
+            {
+                QuantizedDot.Dot4(type, path, p, activations.Row(1), blocks, results);
+                for (int k = 0; k < 4; k++)
+                {
+                    var row = activations.Row(1 + k);
+                    double bound = 0;
+                    float[] deq = Dequantize(type, w, n);
+                    for (int i = 0; i < n; i++)
+                        bound += Math.Abs(deq[i] * row.Quants[i] * row.Scales[i / (super ? 256 : 32)]);
+                    float expected = QuantizedDot.Dot(type, QuantizedKernelPath.Scalar, p, row, blocks);
+                    Assert.True(Math.Abs(expected - results[k]) <= 1e-5 * bound + 1e-6,
+                        $"{type} {path} blocks={blocks} token {k}: {results[k]} vs scalar {expected} (bound {bound})");
+                }
+            }
+        }
+    }
+
     [Theory]
     [MemberData(nameof(AllTypes))]
     public void Scalar_integer_dot_equals_the_dot_of_the_dequantized_values(GgmlType type)

@@ -26,7 +26,7 @@ internal readonly struct WithAvxVnni : IDotFlavour
 /// unsigned quants · int8 activations with vpmaddubsw, then vpmaddwd with the 16-element sub-block scales, and the
 /// offsets/minimums applied through the activation sums of each 16.
 /// </summary>
-internal static unsafe class Avx2Dot
+internal static unsafe partial class Avx2Dot
 {
     public static bool IsSupported => Avx2.IsSupported && Fma.IsSupported;
 

@@ -56,6 +56,58 @@ public static unsafe class QuantizedDot
         return kernel(weights, activations, blocks);
     }
 
+    /// <summary>
+    /// Runs one four-token tile on an explicit path: <paramref name="results"/>[k] is the dot of the weight row with
+    /// activation row k, the rows following <paramref name="activations"/> in <see cref="QuantizedActivations"/>' layout.
+    /// </summary>
+    public static void Dot4(GgmlType type, QuantizedKernelPath path, byte* weights, ActivationRow activations, int blocks, Span<float> results)
+    {
+        var tile = TilePointer(type, path);
+        if (tile == null)
+            throw new NotSupportedException($"{path} has no four-token tile for {type}");
+        if (results.Length < 4)
+            throw new ArgumentException("four results are needed", nameof(results));
+        fixed (float* r = results)
+            tile(weights, activations, blocks, r);
+    }
+
+    /// <summary>
+    /// The four-token prefill tile for <paramref name="type"/>: on the <see cref="Best"/> path where it has one, else on
+    /// AVX2; null where none exists (Q2_K, Q3_K, Q5_K, and CPUs without AVX2), and the caller runs single dots instead.
+    /// </summary>
+    internal static delegate*<byte*, ActivationRow, int, float*, void> BestTile(GgmlType type)
+    {
+        var tile = TilePointer(type, Best(type));
+        return tile != null ? tile : TilePointer(type, QuantizedKernelPath.Vector256);
+    }
+
+    internal static delegate*<byte*, ActivationRow, int, float*, void> TilePointer(GgmlType type, QuantizedKernelPath path) => path switch
+    {
+        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => type switch
+        {
+            GgmlType.Q8_0 => &Avx2Dot.Q8_0x4<PlainAvx2>,
+            GgmlType.Q4_0 => &Avx2Dot.Q4_0x4<PlainAvx2>,
+            GgmlType.Q4_1 => &Avx2Dot.Q4_1x4<PlainAvx2>,
+            GgmlType.Q5_0 => &Avx2Dot.Q5_0x4<PlainAvx2>,
+            GgmlType.Q5_1 => &Avx2Dot.Q5_1x4<PlainAvx2>,
+            GgmlType.Q4_K => &Avx2Dot.Q4_Kx4,
+            GgmlType.Q6_K => &Avx2Dot.Q6_Kx4,
+            _ => null,
+        },
+        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => type switch
+        {
+            GgmlType.Q8_0 => &Avx2Dot.Q8_0x4<WithAvxVnni>,
+            GgmlType.Q4_0 => &Avx2Dot.Q4_0x4<WithAvxVnni>,
+            GgmlType.Q4_1 => &Avx2Dot.Q4_1x4<WithAvxVnni>,
+            GgmlType.Q5_0 => &Avx2Dot.Q5_0x4<WithAvxVnni>,
+            GgmlType.Q5_1 => &Avx2Dot.Q5_1x4<WithAvxVnni>,
+            GgmlType.Q4_K => &Avx2Dot.Q4_Kx4,
+            GgmlType.Q6_K => &Avx2Dot.Q6_Kx4,
+            _ => null,
+        },
+        _ => null,
+    };
+
     internal static delegate*<byte*, ActivationRow, int, float> Pointer(GgmlType type, QuantizedKernelPath path)
     {
         switch (path)

@@ -5,97 +5,172 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block. Each thread of the pool takes one contiguous range of rows (<see cref="RowSplit"/>); each weight row is read
-/// once per call and reused for every token while it is in L1.
+/// integer dot product scaled per block; in prefill, four tokens at a time share each unpacked weight block
+/// (<see cref="QuantizedDot.BestTile"/>). Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
+/// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
+/// same input (Q, K and V; gate and up) run in one parallel region on one quantization of the input.
 /// </summary>
 internal static unsafe class QuantizedMatMul
 {
+    public const int MaxMatrices = 3;
+
     [ThreadStatic] private static QuantizedActivations? t_activations;
     [ThreadStatic] private static Work? t_work;
 
-    private static readonly nint[] s_kernels = BuildKernelTable();
+    private static readonly nint[] s_kernels = BuildKernelTable(tiles: false);
+    private static readonly nint[] s_tiles = BuildKernelTable(tiles: true);
 
-    private static nint[] BuildKernelTable()
+    private static nint[] BuildKernelTable(bool tiles)
     {
         var table = new nint[64];
         foreach (GgmlType type in Enum.GetValues<GgmlType>())
         {
             if (BlockFormats.IsQuantized(type))
-                table[(int)type] = (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type));
+                table[(int)type] = tiles ? (nint)QuantizedDot.BestTile(type) : (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type));
         }
         return table;
     }
 
-    public static void Multiply(WorkerPool pool, ReadOnlySpan<float> input, int tokens, WeightTensor weight, int rows, int cols, Span<float> output)
+    public static void Multiply(WorkerPool pool, ReadOnlySpan<float> input, int tokens, WeightTensor weight, Span<float> output) =>
+        Multiply(pool, input, tokens, weight, output, null, default, null, default);
+
+    /// <summary>
+    /// Multiplies the same input by up to three quantized matrices of the same row length whose types share an
+    /// activation layout (all 32-element block types, or all K types): one activation quantization, one region.
+    /// </summary>
+    public static void Multiply(WorkerPool pool, ReadOnlySpan<float> input, int tokens,
+        WeightTensor weight0, Span<float> output0, WeightTensor? weight1, Span<float> output1, WeightTensor? weight2, Span<float> output2)
     {
-        GgmlTypeInfo.TryGetBlockLayout(weight.Type, out int blockSize, out int blockBytes);
-        if (cols % blockSize != 0)
-            throw new SlmKitException($"tensor '{weight.Name}' row length {cols} is not a whole number of {blockSize}-element {weight.Type} blocks");
-        var activations = t_activations ??= new QuantizedActivations();
-        activations.Quantize(input, tokens, cols, BlockFormats.IsKQuant(weight.Type));
-        var kernel = (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type];
-        int blocks = cols / blockSize;
-        fixed (float* y = output)
+        int cols = checked((int)weight0.RowLength);
+        BlocksPerRow(weight0, out _);
+        foreach (var other in (ReadOnlySpan<WeightTensor?>)[weight1, weight2])
         {
-            var work = t_work ??= new Work();
-            work.Set(kernel, weight.Data, (long)blocks * blockBytes, blocks, rows, tokens, activations, y, RowSplit.RowsPerRange(rows, pool.ThreadCount));
-            pool.For(RowSplit.RangeCount(rows, work.RowsPerRange), work);
+            if (other is not null && (other.RowLength != cols || !ShareActivations(weight0.Type, other.Type)))
+                throw new ArgumentException($"'{other.Name}' ({other.Type}, rows of {other.RowLength}) cannot share the input of '{weight0.Name}' ({weight0.Type}, rows of {cols})");
+        }
+        bool superBlocks = BlockFormats.IsKQuant(weight0.Type);
+        var activations = t_activations ??= new QuantizedActivations();
+        activations.Quantize(input, tokens, cols, superBlocks);
+        var work = t_work ??= new Work();
+        fixed (float* y0 = output0)
+        fixed (float* y1 = output1)
+        fixed (float* y2 = output2)
+        {
+            work.Begin(activations, tokens);
+            work.Add(pool, weight0, y0);
+            if (weight1 is not null)
+                work.Add(pool, weight1, y1);
+            if (weight2 is not null)
+                work.Add(pool, weight2, y2);
+            pool.For(work.Count, work);
             work.Clear();
         }
     }
 
+    /// <summary>True when <paramref name="a"/> and <paramref name="b"/> can share one quantization of their input.</summary>
+    public static bool ShareActivations(GgmlType a, GgmlType b) =>
+        BlockFormats.IsQuantized(a) && BlockFormats.IsQuantized(b) && BlockFormats.IsKQuant(a) == BlockFormats.IsKQuant(b);
+
+    /// <summary>Checks that <paramref name="weight"/>'s rows are whole blocks; returns the block count per row.</summary>
+    private static int BlocksPerRow(WeightTensor weight, out long rowBytes)
+    {
+        GgmlTypeInfo.TryGetBlockLayout(weight.Type, out int blockSize, out int blockBytes);
+        long cols = weight.RowLength;
+        if (cols % blockSize != 0)
+            throw new SlmKitException($"tensor '{weight.Name}' row length {cols} is not a whole number of {blockSize}-element {weight.Type} blocks");
+        int blocks = checked((int)(cols / blockSize));
+        rowBytes = (long)blocks * blockBytes;
+        return blocks;
+    }
+
+    /// <summary>The parallel items of one region: the row ranges of each matrix in turn.</summary>
     private sealed class Work : IParallelWork
     {
-        private delegate*<byte*, ActivationRow, int, float> _kernel;
-        private byte* _w;
-        private long _rowBytes;
-        private int _blocks;
-        private int _rows;
+        private readonly Matrix[] _matrices = new Matrix[MaxMatrices];
+        private int _matrixCount;
         private int _tokens;
         private QuantizedActivations? _activations;
-        private float* _y;
 
-        public int RowsPerRange { get; private set; }
+        /// <summary>Parallel items in the region (row ranges over all matrices).</summary>
+        public int Count { get; private set; }
 
-        public void Set(delegate*<byte*, ActivationRow, int, float> kernel, byte* w, long rowBytes, int blocks, int rows, int tokens, QuantizedActivations activations, float* y, int rowsPerRange)
+        public void Begin(QuantizedActivations activations, int tokens)
         {
-            RowsPerRange = rowsPerRange;
-            _kernel = kernel;
-            _w = w;
-            _rowBytes = rowBytes;
-            _blocks = blocks;
-            _rows = rows;
-            _tokens = tokens;
             _activations = activations;
-            _y = y;
+            _tokens = tokens;
+            _matrixCount = 0;
+            Count = 0;
+        }
+
+        public void Add(WorkerPool pool, WeightTensor weight, float* y)
+        {
+            int rows = checked((int)weight.RowCount);
+            int blocks = BlocksPerRow(weight, out long rowBytes);
+            int rowsPerRange = RowSplit.RowsPerRange(rows, pool.ThreadCount, _tokens);
+            int ranges = RowSplit.RangeCount(rows, rowsPerRange);
+            _matrices[_matrixCount++] = new Matrix(
+                (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
+                (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
+                weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count);
+            Count += ranges;
         }
 
         public void Clear()
         {
-            _w = null;
-            _y = null;
+            Array.Clear(_matrices);
             _activations = null;
         }
 
         public void Execute(int index)
         {
-            int first = index * RowsPerRange;
-            int last = Math.Min(first + RowsPerRange, _rows);
+            int m = _matrixCount - 1;
+            while (_matrices[m].FirstItem > index)
+                m--;
+            ref readonly var matrix = ref _matrices[m];
+            int first = (index - matrix.FirstItem) * matrix.RowsPerRange;
+            int last = Math.Min(first + matrix.RowsPerRange, matrix.Rows);
             var activations = _activations!;
-            var kernel = _kernel;
+            var kernel = matrix.Kernel;
+            byte* w = matrix.Weights;
+            float* y = matrix.Output;
+            int blocks = matrix.Blocks, rows = matrix.Rows;
             if (_tokens == 1)
             {
                 var row = activations.Row(0);
                 for (int r = first; r < last; r++)
-                    _y[r] = kernel(_w + r * _rowBytes, row, _blocks);
+                    y[r] = kernel(w + r * matrix.RowBytes, row, blocks);
                 return;
             }
+            var tile = matrix.Tile;
+            int tiled = tile == null ? 0 : _tokens / 4 * 4;
+            float* four = stackalloc float[4];
             for (int r = first; r < last; r++)
             {
-                byte* weights = _w + r * _rowBytes;
-                for (int t = 0; t < _tokens; t++)
-                    _y[(long)t * _rows + r] = kernel(weights, activations.Row(t), _blocks);
+                byte* weights = w + r * matrix.RowBytes;
+                for (int t = 0; t < tiled; t += 4)
+                {
+                    tile(weights, activations.Row(t), blocks, four);
+                    for (int k = 0; k < 4; k++)
+                        y[(long)(t + k) * rows + r] = four[k];
+                }
+                for (int t = tiled; t < _tokens; t++)
+                    y[(long)t * rows + r] = kernel(weights, activations.Row(t), blocks);
             }
         }
+    }
+
+    private readonly struct Matrix(
+        delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
+        byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
+    {
+        public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
+        public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
+        public readonly byte* Weights = weights;
+        public readonly long RowBytes = rowBytes;
+        public readonly int Blocks = blocks;
+        public readonly int Rows = rows;
+        public readonly float* Output = output;
+        public readonly int RowsPerRange = rowsPerRange;
+        public readonly int FirstItem = firstItem;
     }
 }
