@@ -91,7 +91,7 @@ public sealed class WikitextQualityTests(ITestOutputHelper output) : IDisposable
         Assert.True(q8Result.MeanKlDivergence < q4Result.MeanKlDivergence, $"KLD Q8_0 {q8Result.MeanKlDivergence} ≥ Q4_K_M {q4Result.MeanKlDivergence}");
 
         // Cross-check: llama.cpp's logits of the same Q4_K_M file give the same perplexity on the first windows (measured
-        // −0.034 %: the engines round activations differently, which moves single logits by ≈ 1 % of their scale but
+        // −0.04 %: the engines round activations differently, which moves single logits by ≈ 1 % of their scale but
         // the mean log-likelihood far less; the bound is 0.5 %).
         int[] head = tokens[..(LlamaCppChunks * Context)];
         double ours = PerplexityEvaluator.Evaluate(q4Model.Model, head, Context, bos).Perplexity;
