@@ -5,12 +5,15 @@ using Spectre.Console;
 
 namespace SlmKit.Cli.Commands;
 
-/// <summary><c>slm quantize IN OUT --type TYPE</c>: a GGUF in F32/F16/BF16 to a quantized GGUF, with a progress bar on stderr.</summary>
+/// <summary>
+/// <c>slm quantize IN OUT --type TYPE</c>: a GGUF in F32/F16/BF16, or a Hugging Face Llama-family folder, to a quantized
+/// GGUF, with a progress bar on stderr. All the work is <see cref="ModelQuantizer.Quantize"/>'s.
+/// </summary>
 internal static class QuantizeCommand
 {
     public static Command Create(CliConsole console)
     {
-        var input = new Argument<string>("input") { Description = "Source model: an F32, F16 or BF16 GGUF file" };
+        var input = new Argument<string>("input") { Description = "Source model: an F32, F16 or BF16 GGUF file, or a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)" };
         var output = new Argument<string>("output") { Description = "Quantized GGUF to write (written to a temporary file, renamed at the end)" };
         var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q4_K_M, Q5_K_M or Q6_K", Required = true };
         var threads = CommonOptions.Threads();
@@ -19,8 +22,8 @@ internal static class QuantizeCommand
         {
             var target = QuantizationPlan.Parse(result.GetValue(type)!);
             string source = result.GetValue(input)!, destination = result.GetValue(output)!;
-            if (!File.Exists(source))
-                throw new SlmKitException($"{source}: file not found (a GGUF file is expected)");
+            if (!File.Exists(source) && !Directory.Exists(source))
+                throw new SlmKitException($"{source}: not found (a GGUF file or a Hugging Face model folder is expected)");
             if (Path.GetFullPath(source) == Path.GetFullPath(destination))
                 throw new SlmKitException("the output must be a different file from the input");
             using var pool = result.GetValue(threads) is int n ? new WorkerPool(n) : null;

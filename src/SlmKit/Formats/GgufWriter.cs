@@ -37,6 +37,12 @@ public sealed class GgufWriter
     public int Alignment { get; }
 
     /// <summary>
+    /// The metadata set so far, in the order it will be written, with values as stored (arrays as <see cref="GgufArray"/>;
+    /// the reader gives back the same CLR types). Passing each pair to another writer's <see cref="Set"/> reproduces it.
+    /// </summary>
+    public IReadOnlyList<KeyValuePair<string, object>> Metadata => _metadata;
+
+    /// <summary>
     /// Sets metadata <paramref name="key"/>, keeping its first position when set again. The CLR type decides the GGUF
     /// type: byte→uint8, sbyte→int8, ushort→uint16, short→int16, uint→uint32, int→int32, float→float32, bool, string,
     /// ulong→uint64, long→int64, double→float64; a one-dimensional array of any of those, or a <see cref="GgufArray"/>

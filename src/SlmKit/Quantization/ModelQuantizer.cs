@@ -1,6 +1,7 @@
 using SlmKit.Formats;
 using SlmKit.Kernels;
 using SlmKit.Kernels.Quantization;
+using SlmKit.Models;
 using SlmKit.Tensors;
 
 namespace SlmKit.Quantization;
@@ -12,80 +13,123 @@ public sealed record QuantizationProgress(int Index, int Count, string Name, Ggm
 public sealed record QuantizationSummary(int TensorCount, long InputBytes, long OutputBytes, IReadOnlyDictionary<GgmlType, int> TensorsByType);
 
 /// <summary>
-/// Converts an F32/F16/BF16 (or already quantized) GGUF into a quantized GGUF: metadata copied, general.file_type and
-/// general.quantization_version set, each tensor's type from <see cref="QuantizationPlan"/>, rows quantized in parallel
-/// on the worker pool. The output is written under a temporary name and renamed at the end, so a failure leaves no
-/// partial file.
+/// Converts an F32/F16/BF16 (or already quantized) GGUF, or a Hugging Face Llama-family folder, into a quantized GGUF:
+/// metadata copied, general.file_type and general.quantization_version set, each tensor's type from
+/// <see cref="QuantizationPlan"/>, rows quantized in parallel on the worker pool. The output is written under a temporary
+/// name and renamed at the end, so a failure leaves no partial file.
 /// </summary>
+/// <remarks>
+/// A folder is read directly through <see cref="HuggingFaceGgufSource"/> (the view <c>slm convert</c> writes from): no
+/// intermediate GGUF is written. Matrices are quantized straight from the safetensors mapping; only q/k (row order) and
+/// sub-F32 norms are copied. Since the view gives the same metadata, names, order and tensor bytes as the converted GGUF,
+/// quantizing a folder gives byte for byte the file that quantizing <c>slm convert</c>'s output gives.
+/// </remarks>
 public static class ModelQuantizer
 {
+    /// <summary>Quantizes <paramref name="inputPath"/>: a GGUF file, or a Hugging Face folder (config.json, safetensors, tokenizer).</summary>
+    /// <exception cref="ModelFileException">The input is missing, damaged, or not a model this can quantize.</exception>
+    /// <exception cref="SlmKitException">The output cannot be written where asked.</exception>
     public static QuantizationSummary Quantize(string inputPath, string outputPath, QuantizationTarget target,
         WorkerPool? pool = null, IProgress<QuantizationProgress>? progress = null)
     {
-        pool ??= WorkerPool.Shared;
-        using var source = GgufFile.Open(inputPath);
-        string? architecture = source.Architecture;
-        long heads = architecture is null ? 0 : source.GetInteger(architecture + ".attention.head_count") ?? 0;
-        long kvHeads = architecture is null ? 0 : source.GetInteger(architecture + ".attention.head_count_kv") ?? heads;
-        int groupedQueryFactor = heads > 0 && kvHeads > 0 ? (int)(heads / kvHeads) : 1;
-        var plan = new QuantizationPlan(target, source.TensorNames, groupedQueryFactor);
-
-        var writer = new GgufWriter(source.Version is 2 or 3 ? source.Version : 3, source.Alignment);
-        foreach (string key in source.MetadataKeys)
+        string fullOutput = Path.GetFullPath(outputPath);
+        if (Directory.Exists(fullOutput))
+            throw new SlmKitException($"{outputPath}: the output is a folder; give the GGUF file to write");
+        string? folder = Path.GetDirectoryName(fullOutput);
+        if (folder is not null && !Directory.Exists(folder))
+            throw new SlmKitException($"output folder '{folder}' does not exist");
+        if (Directory.Exists(inputPath))
         {
-            if (key != GgufFile.AlignmentKey)
-                writer.Set(key, source.Metadata[key]);
+            using var huggingFace = HuggingFaceGgufSource.Open(inputPath);
+            return Quantize(huggingFace, huggingFace.Metadata, 3, GgufFile.DefaultAlignment, outputPath, target, pool, progress);
         }
+        using var source = GgufFile.Open(inputPath);
+        var metadata = source.MetadataKeys.Where(key => key != GgufFile.AlignmentKey)
+            .Select(key => new KeyValuePair<string, object>(key, source.Metadata[key])).ToList();
+        return Quantize(source, metadata, source.Version is 2 or 3 ? source.Version : 3, source.Alignment, outputPath, target, pool, progress);
+    }
+
+    private static QuantizationSummary Quantize(IWeightSource source, IReadOnlyList<KeyValuePair<string, object>> metadata, uint version,
+        int alignment, string outputPath, QuantizationTarget target, WorkerPool? pool, IProgress<QuantizationProgress>? progress)
+    {
+        pool ??= WorkerPool.Shared;
+        var values = new Dictionary<string, object>(StringComparer.Ordinal);
+        foreach (var (key, value) in metadata)
+            values[key] = value;
+        string? architecture = values.GetValueOrDefault("general.architecture") as string;
+        long heads = architecture is null ? 0 : Integer(values.GetValueOrDefault(architecture + ".attention.head_count")) ?? 0;
+        long kvHeads = architecture is null ? 0 : Integer(values.GetValueOrDefault(architecture + ".attention.head_count_kv")) ?? heads;
+        int groupedQueryFactor = heads > 0 && kvHeads > 0 ? (int)(heads / kvHeads) : 1;
+        IReadOnlyList<string> names = source.TensorNames;
+        var plan = new QuantizationPlan(target, names, groupedQueryFactor);
+
+        var writer = new GgufWriter(version, alignment);
+        foreach (var (key, value) in metadata)
+            writer.Set(key, value);
         writer.Set("general.file_type", QuantizationPlan.FileType(target));
         writer.Set("general.quantization_version", 2u);
 
+        var tensors = new WeightTensor[names.Count];
         long inputTotal = 0, inputDone = 0, outputTotal = 0;
-        foreach (var info in source.Tensors)
-            inputTotal += info.ByteLength;
+        for (int i = 0; i < names.Count; i++)
+        {
+            tensors[i] = source.Find(names[i])!;
+            inputTotal += tensors[i].ByteLength;
+        }
         var byType = new Dictionary<GgmlType, int>();
         var work = new RowWork();
-        for (int i = 0; i < source.Tensors.Count; i++)
+        for (int i = 0; i < tensors.Length; i++)
         {
-            var info = source.Tensors[i];
-            var tensor = source.Find(info.Name)!;
-            GgmlType? planned = plan.TypeFor(info.Name, info.Dimensions);
+            var tensor = tensors[i];
+            long[] dimensions = tensor.Dimensions;
+            GgmlType? planned = plan.TypeFor(tensor.Name, dimensions);
             GgmlType type;
-            long[] dimensions = [.. info.Dimensions];
             if (planned is { } quantized && BlockFormats.IsQuantized(quantized))
             {
                 type = quantized;
                 byte[] bytes = work.Run(pool, tensor, type);
-                writer.AddTensor(info.Name, type, dimensions, bytes);
+                writer.AddTensor(tensor.Name, type, dimensions, bytes);
                 outputTotal += bytes.Length;
             }
-            else if (GgmlTypeInfo.IsSupportedForCompute(info.Type))
+            else if (GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
             {
                 // Unquantized: 1-D tensors become F32 (as llama.cpp's converters write them); an F16 fallback stays F16.
-                type = planned == GgmlType.F16 ? GgmlType.F16 : info.Dimensions.Count < 2 ? GgmlType.F32 : info.Type;
-                float[] values = Widen(tensor);
+                type = planned == GgmlType.F16 ? GgmlType.F16 : dimensions.Length < 2 ? GgmlType.F32 : tensor.Type;
+                float[] widened = Widen(tensor);
                 if (type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
-                    writer.AddTensor(info.Name, dimensions, values, type);
+                    writer.AddTensor(tensor.Name, dimensions, widened, type);
                 else
-                    writer.AddTensor(info.Name, type, dimensions, tensor.Bytes);
-                outputTotal += GgmlTypeInfo.TryGetByteSize(type, info.ElementCount, info.Dimensions.Count == 0 ? 1 : info.Dimensions[^1]) ?? 0;
+                    writer.AddTensor(tensor.Name, type, dimensions, tensor.Bytes);
+                outputTotal += GgmlTypeInfo.TryGetByteSize(type, tensor.ElementCount, dimensions.Length == 0 ? 1 : dimensions[^1]) ?? 0;
             }
             else
             {
-                type = info.Type;
-                writer.AddTensor(info.Name, type, dimensions, tensor.Bytes);
-                outputTotal += info.ByteLength;
+                type = tensor.Type;
+                writer.AddTensor(tensor.Name, type, dimensions, tensor.Bytes);
+                outputTotal += tensor.ByteLength;
             }
             byType[type] = byType.GetValueOrDefault(type) + 1;
-            inputDone += info.ByteLength;
-            progress?.Report(new QuantizationProgress(i + 1, source.Tensors.Count, info.Name, type, inputDone, inputTotal));
+            inputDone += tensor.ByteLength;
+            progress?.Report(new QuantizationProgress(i + 1, tensors.Length, tensor.Name, type, inputDone, inputTotal));
         }
 
-        string? folder = Path.GetDirectoryName(Path.GetFullPath(outputPath));
-        if (folder is not null && !Directory.Exists(folder))
-            throw new SlmKitException($"output folder '{folder}' does not exist");
         writer.Write(outputPath);
-        return new QuantizationSummary(source.Tensors.Count, inputTotal, outputTotal, byType);
+        return new QuantizationSummary(tensors.Length, inputTotal, outputTotal, byType);
     }
+
+    /// <summary>An integer metadata value of any width, or null.</summary>
+    private static long? Integer(object? value) => value switch
+    {
+        byte v => v,
+        sbyte v => v,
+        ushort v => v,
+        short v => v,
+        uint v => v,
+        int v => v,
+        long v => v,
+        ulong v when v <= long.MaxValue => (long)v,
+        _ => null,
+    };
 
     private static unsafe float[] Widen(WeightTensor tensor)
     {

@@ -98,9 +98,11 @@ public sealed class RandomLlama
 
     /// <summary>
     /// Writes the same weights as a Hugging Face folder. transformers keeps q/k rows in "rotate_half" order, which
-    /// llama.cpp's converter permutes into adjacent pairs; here the GGUF rows are permuted back.
+    /// llama.cpp's converter permutes into adjacent pairs; here the GGUF rows are permuted back. With
+    /// <paramref name="tokenizerFolder"/>, its tokenizer.json and tokenizer_config.json are copied in (what
+    /// <c>slm convert</c> and <c>slm quantize</c> need); its vocabulary should have Spec.Vocab tokens for llama.cpp to load the result.
     /// </summary>
-    public string WriteHuggingFace(string folder)
+    public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
         var s = Spec;
         Directory.CreateDirectory(folder);
@@ -149,6 +151,11 @@ public sealed class RandomLlama
         }
         """;
         File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        if (tokenizerFolder is not null)
+        {
+            foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
+                File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
+        }
         return folder;
     }
 

@@ -1,0 +1,177 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SlmKit.Formats;
+using SlmKit.Kernels;
+using SlmKit.Tensors;
+using SlmKit.Tokenizers;
+
+namespace SlmKit.Models;
+
+/// <summary>
+/// A Hugging Face Llama-family folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
+/// <see cref="HuggingFaceToGguf"/> writes from it, without writing anything: <see cref="Metadata"/> is the converter's
+/// llama.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
+/// order, and <see cref="Find"/> gives each tensor as the GGUF holds it. Matrices come straight from the safetensors
+/// mapping; only the q/k projections (rows moved from transformers' rotate-half order to adjacent pairs) and 1-D tensors
+/// stored below F32 (widened to F32, as llama.cpp's converter keeps norms) are copied, once each, into memory this
+/// source owns. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
+/// intermediate GGUF and gives the bytes that quantizing the converted GGUF gives.
+/// </summary>
+public sealed unsafe class HuggingFaceGgufSource : IWeightSource
+{
+    private readonly SafeTensorsModel _weights;
+    private readonly Dictionary<string, string> _huggingFaceNames;
+    private readonly string[] _names;
+    private readonly int _headCount;
+    private readonly int _kvHeadCount;
+    private readonly int _headDim;
+    // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source.
+    private readonly Dictionary<string, byte[]> _copies = new(StringComparer.Ordinal);
+    private readonly Lock _lock = new();
+    private bool _disposed;
+
+    private HuggingFaceGgufSource(string folder, SafeTensorsModel weights, IReadOnlyList<KeyValuePair<string, object>> metadata,
+        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim)
+    {
+        SourcePath = folder;
+        _weights = weights;
+        Metadata = metadata;
+        _names = names;
+        _huggingFaceNames = huggingFaceNames;
+        _headCount = headCount;
+        _kvHeadCount = kvHeadCount;
+        _headDim = headDim;
+    }
+
+    /// <summary>The folder.</summary>
+    public string SourcePath { get; }
+
+    /// <summary>GGUF metadata in the order a GGUF writer should set it (values as <see cref="GgufWriter.Metadata"/> holds them).</summary>
+    public IReadOnlyList<KeyValuePair<string, object>> Metadata { get; }
+
+    /// <summary>llama.cpp tensor names, in the safetensors order (RoPE inv_freq tables left out).</summary>
+    public IReadOnlyList<string> TensorNames => _names;
+
+    /// <summary>
+    /// Opens <paramref name="folder"/> and checks everything that can be checked before any tensor is read: config.json,
+    /// the tokenizer, the safetensors files, every tensor's dtype and llama.cpp name, and the q/k shapes.
+    /// </summary>
+    /// <exception cref="ModelFileException">Not a Llama-family folder, or a missing or damaged file in it.</exception>
+    public static HuggingFaceGgufSource Open(string folder)
+    {
+        if (!Directory.Exists(folder))
+            throw new ModelFileException(folder, "not a Hugging Face model folder: the folder does not exist");
+        string configPath = Path.Combine(folder, "config.json");
+        if (!File.Exists(configPath))
+            throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
+        var hf = HuggingFaceConfig.Load(configPath);
+        if (hf.ModelType != "llama")
+            throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama); SlmKit runs such folders directly");
+        DecoderConfig config = ModelLoader.ConfigFromHuggingFace(hf);
+        if (config.RopeScaling is not null && config.RopeScaling.Type != "linear")
+            throw new ModelFileException(configPath, $"rope scaling '{config.RopeScaling.Type}' cannot be written to GGUF by this converter yet");
+        Tokenizer tokenizer = Tokenizer.FromHuggingFace(folder);
+        int headDim = config.HeadDim > 0 ? config.HeadDim : config.HiddenSize / config.HeadCount;
+
+        var writer = new GgufWriter();
+        writer.Set("general.architecture", "llama");
+        writer.Set("general.name", Path.GetFileName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)));
+        writer.Set("llama.context_length", (uint)config.ContextLength);
+        writer.Set("llama.embedding_length", (uint)config.HiddenSize);
+        writer.Set("llama.block_count", (uint)config.LayerCount);
+        writer.Set("llama.feed_forward_length", (uint)config.FeedForwardSize);
+        writer.Set("llama.rope.dimension_count", (uint)headDim);
+        writer.Set("llama.attention.head_count", (uint)config.HeadCount);
+        writer.Set("llama.attention.head_count_kv", (uint)config.KvHeadCount);
+        if (headDim != config.HiddenSize / config.HeadCount)
+        {
+            writer.Set("llama.attention.key_length", (uint)headDim);
+            writer.Set("llama.attention.value_length", (uint)headDim);
+        }
+        writer.Set("llama.attention.layer_norm_rms_epsilon", config.NormEpsilon);
+        writer.Set("llama.rope.freq_base", config.RopeTheta);
+        if (config.RopeScaling is { Type: "linear" } linear)
+        {
+            writer.Set("llama.rope.scaling.type", "linear");
+            writer.Set("llama.rope.scaling.factor", linear.Factor);
+        }
+        writer.Set("llama.vocab_size", (uint)config.VocabSize);
+        tokenizer.WriteGgufMetadata(writer);
+
+        var weights = SafeTensorsModel.Open(folder);
+        try
+        {
+            var names = new List<string>();
+            var huggingFaceNames = new Dictionary<string, string>(StringComparer.Ordinal);
+            foreach (string name in weights.TensorNames)
+            {
+                if (name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal))
+                    continue; // old checkpoints carry the RoPE table; it is recomputed from rope_theta
+                var tensor = weights.Find(name)!;
+                if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
+                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
+                string gguf = Llama.GgufName(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name");
+                int heads = IsQuery(gguf) ? config.HeadCount : IsKey(gguf) ? config.KvHeadCount : 0;
+                if (heads > 0 && (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != (long)heads * headDim))
+                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {heads} heads of {headDim} rows");
+                if (!huggingFaceNames.TryAdd(gguf, name))
+                    throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
+                names.Add(gguf);
+            }
+            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim);
+        }
+        catch
+        {
+            weights.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>The tensor <paramref name="name"/> (a llama.cpp name) as the converted GGUF holds it, or null.</summary>
+    public WeightTensor? Find(string name)
+    {
+        ObjectDisposedException.ThrowIf(_disposed, this);
+        if (!_huggingFaceNames.TryGetValue(name, out string? huggingFaceName))
+            return null;
+        WeightTensor tensor = _weights.Find(huggingFaceName)!;
+        long[] dimensions = (long[])tensor.Dimensions.Clone();
+        int heads = IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
+        if (heads == 0 && (dimensions.Length != 1 || tensor.Type == GgmlType.F32))
+            return new WeightTensor(name, tensor.Type, dimensions, tensor.Data, tensor.ByteLength);
+
+        byte[] copy;
+        lock (_lock)
+        {
+            if (!_copies.TryGetValue(name, out copy!))
+            {
+                if (heads > 0)
+                {
+                    copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ByteLength), pinned: true);
+                    RotaryRowOrder.ToGguf(tensor.Bytes, copy, heads, _headDim);
+                }
+                else
+                {
+                    copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ElementCount * sizeof(float)), pinned: true);
+                    MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, MemoryMarshal.Cast<byte, float>(copy.AsSpan()));
+                }
+                _copies[name] = copy;
+            }
+        }
+        GgmlType type = heads > 0 ? tensor.Type : GgmlType.F32;
+        byte* data = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(copy));
+        return new WeightTensor(name, type, dimensions, data, copy.Length);
+    }
+
+    /// <summary>Closes the safetensors files; tensors handed out by <see cref="Find"/> become invalid.</summary>
+    public void Dispose()
+    {
+        _disposed = true;
+        _weights.Dispose();
+        lock (_lock)
+            _copies.Clear();
+    }
+
+    private static bool IsQuery(string ggufName) => ggufName.EndsWith(".attn_q.weight", StringComparison.Ordinal);
+
+    private static bool IsKey(string ggufName) => ggufName.EndsWith(".attn_k.weight", StringComparison.Ordinal);
+}
