@@ -308,6 +308,27 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    [Fact]
+    public void Unpacking_all_K4_scales_at_once_equals_unpacking_each_sub_block()
+    {
+        var random = new Random(12);
+        var packed = new byte[12];
+        for (int trial = 0; trial < 1000; trial++)
+        {
+            random.NextBytes(packed);
+            fixed (byte* p = packed)
+            {
+                BlockFormats.ScalesMinsK4(p, out ulong scales, out ulong mins);
+                for (int j = 0; j < 8; j++)
+                {
+                    BlockFormats.ScaleMinK4(j, p, out int scale, out int min);
+                    Assert.Equal(scale, (int)(byte)(scales >> (8 * j)));
+                    Assert.Equal(min, (int)(byte)(mins >> (8 * j)));
+                }
+            }
+        }
+    }
+
     public static TheoryData<GgmlType, QuantizedKernelPath> TilesAndPaths()
     {
         var data = new TheoryData<GgmlType, QuantizedKernelPath>();

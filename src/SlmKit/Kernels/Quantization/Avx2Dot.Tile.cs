@@ -91,30 +91,26 @@ internal static unsafe partial class Avx2Dot
         Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
         long quantStride = 256L * blocks, sumStride = 16L * blocks;
         var low = Vector256.Create((byte)0x0F);
-        short* minima = stackalloc short[16];
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 144 * b;
             sbyte* q = a.Quants + 256L * b;
+            BlockFormats.ScalesMinsK4(x + 4, out ulong packedScales, out ulong packedMins);
             Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
-            for (int c = 0; c < 4; c++)
+            for (int c = 0; c < 4; c++, packedScales >>= 16)
             {
-                BlockFormats.ScaleMinK4(2 * c, x + 4, out int sc0, out int m0);
-                BlockFormats.ScaleMinK4(2 * c + 1, x + 4, out int sc1, out int m1);
-                minima[4 * c] = minima[4 * c + 1] = (short)m0;
-                minima[4 * c + 2] = minima[4 * c + 3] = (short)m1;
                 var qv = Vector256.Load(x + 16 + 32 * c);
                 var u0 = qv & low;
                 var u1 = Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low;
-                var scale0 = Vector256.Create((short)sc0);
-                var scale1 = Vector256.Create((short)sc1);
+                var scale0 = Vector256.Create((short)(byte)packedScales);
+                var scale1 = Vector256.Create((short)(byte)(packedScales >> 8));
                 sbyte* qc = q + 64 * c;
                 s0 += ScaledDot(u0, qc, scale0) + ScaledDot(u1, qc + 32, scale1);
                 s1 += ScaledDot(u0, qc + quantStride, scale0) + ScaledDot(u1, qc + quantStride + 32, scale1);
                 s2 += ScaledDot(u0, qc + 2 * quantStride, scale0) + ScaledDot(u1, qc + 2 * quantStride + 32, scale1);
                 s3 += ScaledDot(u0, qc + 3 * quantStride, scale0) + ScaledDot(u1, qc + 3 * quantStride + 32, scale1);
             }
-            var mins = Vector256.Load(minima);
+            var mins = MinimaPerSum16(packedMins);
             short* sums = a.Sums16 + 16L * b;
             float d = HalfTable.Load(x), dmin = HalfTable.Load(x + 2);
             float* scales = a.Scales + b;

@@ -265,83 +265,79 @@ internal static unsafe partial class Avx2Dot
         return Vector256.Sum(acc) - 4 * offset;
     }
 
+    /// <summary>
+    /// The eight minimums of a Q4_K/Q5_K super-block, each repeated for the two sums of 16 that its 32 elements span, as
+    /// 16 int16 lanes: one vpmaddwd with the activation's sums of 16 gives the whole minimum term.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<short> MinimaPerSum16(ulong mins) =>
+        Avx2.ConvertToVector256Int16(Ssse3.Shuffle(Vector128.CreateScalar(mins).AsByte(),
+            Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
+
     public static float Q4_K(byte* w, ActivationRow a, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        float mins = 0;
         var low = Vector256.Create((byte)0x0F);
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 144 * b;
             sbyte* q = a.Quants + 256 * b;
-            short* sums = a.Sums16 + 16 * b;
+            BlockFormats.ScalesMinsK4(x + 4, out ulong scales, out ulong mins);
             var sumi = Vector256<int>.Zero;
-            int summ = 0;
-            for (int c = 0; c < 4; c++)
+            for (int c = 0; c < 4; c++, scales >>= 16)
             {
-                BlockFormats.ScaleMinK4(2 * c, x + 4, out int sc0, out int m0);
-                BlockFormats.ScaleMinK4(2 * c + 1, x + 4, out int sc1, out int m1);
-                summ += m0 * (sums[4 * c] + sums[4 * c + 1]) + m1 * (sums[4 * c + 2] + sums[4 * c + 3]);
                 var qv = Vector256.Load(x + 16 + 32 * c);
-                sumi += ScaledDot(qv & low, q + 64 * c, Vector256.Create((short)sc0));
-                sumi += ScaledDot(Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low, q + 64 * c + 32, Vector256.Create((short)sc1));
+                sumi += ScaledDot(qv & low, q + 64 * c, Vector256.Create((short)(byte)scales));
+                sumi += ScaledDot(Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
+            var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
             float scale = a.Scales[b];
             acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi), Vector256.Create(HalfTable.Load(x) * scale), acc);
-            mins += HalfTable.Load(x + 2) * scale * summ;
+            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(minTerm), Vector256.Create(-HalfTable.Load(x + 2) * scale), acc);
         }
-        return Vector256.Sum(acc) - mins;
+        return Vector256.Sum(acc);
     }
 
     public static float Q5_K(byte* w, ActivationRow a, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        float mins = 0;
         var low = Vector256.Create((byte)0x0F);
         var sixteen = Vector256.Create((byte)0x10);
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 176 * b;
             sbyte* q = a.Quants + 256 * b;
-            short* sums = a.Sums16 + 16 * b;
+            BlockFormats.ScalesMinsK4(x + 4, out ulong scales, out ulong mins);
             var hb = Vector256.Load(x + 16);
             var sumi = Vector256<int>.Zero;
-            int summ = 0;
-            for (int c = 0; c < 4; c++)
+            for (int c = 0; c < 4; c++, scales >>= 16)
             {
-                BlockFormats.ScaleMinK4(2 * c, x + 4, out int sc0, out int m0);
-                BlockFormats.ScaleMinK4(2 * c + 1, x + 4, out int sc1, out int m1);
-                summ += m0 * (sums[4 * c] + sums[4 * c + 1]) + m1 * (sums[4 * c + 2] + sums[4 * c + 3]);
                 var qv = Vector256.Load(x + 48 + 32 * c);
                 var bit0 = Vector256.Create((byte)(1 << (2 * c)));
                 var bit1 = Vector256.Create((byte)(2 << (2 * c)));
                 var u0 = (qv & low) | (Vector256.Equals(hb & bit0, bit0) & sixteen);
                 var u1 = (Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low) | (Vector256.Equals(hb & bit1, bit1) & sixteen);
-                sumi += ScaledDot(u0, q + 64 * c, Vector256.Create((short)sc0));
-                sumi += ScaledDot(u1, q + 64 * c + 32, Vector256.Create((short)sc1));
+                sumi += ScaledDot(u0, q + 64 * c, Vector256.Create((short)(byte)scales));
+                sumi += ScaledDot(u1, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
+            var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
             float scale = a.Scales[b];
             acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi), Vector256.Create(HalfTable.Load(x) * scale), acc);
-            mins += HalfTable.Load(x + 2) * scale * summ;
+            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(minTerm), Vector256.Create(-HalfTable.Load(x + 2) * scale), acc);
         }
-        return Vector256.Sum(acc) - mins;
+        return Vector256.Sum(acc);
     }
 
     public static float Q6_K(byte* w, ActivationRow a, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        float offset = 0;
         var low = Vector256.Create((byte)0x0F);
         var bits45 = Vector256.Create((byte)0x30);
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 210 * b;
             sbyte* q = a.Quants + 256 * b;
-            short* sums = a.Sums16 + 16 * b;
             sbyte* sc = (sbyte*)(x + 192);
-            int corr = 0;
-            for (int g = 0; g < 16; g++)
-                corr += sc[g] * sums[g];
             var sumi = Vector256<int>.Zero;
             for (int h = 0; h < 2; h++)
             {
@@ -359,10 +355,11 @@ internal static unsafe partial class Avx2Dot
                 sumi += ScaledDot(u2, qa + 64, Scales16(sc[g + 4], sc[g + 5]));
                 sumi += ScaledDot(u3, qa + 96, Scales16(sc[g + 6], sc[g + 7]));
             }
+            // The quants went in unsigned (0..63); the value is quant − 32: subtract 32 · Σ scale × sum of 16, in the lanes.
+            var offset = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), Avx2.ConvertToVector256Int16(Vector128.Load(sc)));
             float d = HalfTable.Load(x + 208) * a.Scales[b];
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi), Vector256.Create(d), acc);
-            offset += d * corr;
+            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi - Vector256.ShiftLeft(offset, 5)), Vector256.Create(d), acc);
         }
-        return Vector256.Sum(acc) - 32 * offset;
+        return Vector256.Sum(acc);
     }
 }

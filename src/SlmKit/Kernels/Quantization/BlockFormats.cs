@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using SlmKit.Tensors;
 
 namespace SlmKit.Kernels.Quantization;
@@ -33,6 +34,23 @@ public static class BlockFormats
 
     /// <summary>True for the types whose activations are quantized in 256-element super-blocks (Q8_K-style).</summary>
     public static bool IsKQuant(GgmlType type) => type is GgmlType.Q2_K or GgmlType.Q3_K or GgmlType.Q4_K or GgmlType.Q5_K or GgmlType.Q6_K;
+
+    /// <summary>
+    /// All eight 6-bit scales and minimums of a Q4_K/Q5_K super-block at once (byte j of <paramref name="scales"/> and
+    /// <paramref name="mins"/> is sub-block j), unpacked with 32-bit masks instead of eight <see cref="ScaleMinK4"/> calls.
+    /// </summary>
+    public static unsafe void ScalesMinsK4(byte* packed, out ulong scales, out ulong mins)
+    {
+        uint u0 = Unsafe.ReadUnaligned<uint>(packed), u1 = Unsafe.ReadUnaligned<uint>(packed + 4), u2 = Unsafe.ReadUnaligned<uint>(packed + 8);
+        // Sub-blocks 0–3 keep their six bits in bytes 0–3 (scales) and 4–7 (mins); sub-blocks 4–7 have four low bits in
+        // bytes 8–11 (scale low nibble, min high nibble) and their top two bits in the spare top bits of bytes 0–7.
+        uint scalesLow = u0 & 0x3F3F3F3F;
+        uint minsLow = u1 & 0x3F3F3F3F;
+        uint scalesHigh = (u2 & 0x0F0F0F0F) | (((u0 >> 6) & 0x03030303) << 4);
+        uint minsHigh = ((u2 >> 4) & 0x0F0F0F0F) | (((u1 >> 6) & 0x03030303) << 4);
+        scales = scalesLow | (ulong)scalesHigh << 32;
+        mins = minsLow | (ulong)minsHigh << 32;
+    }
 
     /// <summary>The 6-bit scale and min of sub-block <paramref name="j"/> (0..7) packed in 12 bytes, as Q4_K and Q5_K store them.</summary>
     public static unsafe void ScaleMinK4(int j, byte* packed, out int scale, out int min)
