@@ -308,6 +308,58 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    public static TheoryData<GgmlType, QuantizedKernelPath> EightRowTilesAndPaths()
+    {
+        var data = new TheoryData<GgmlType, QuantizedKernelPath>();
+        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+        {
+            data.Add(type, QuantizedKernelPath.Vector256);
+            data.Add(type, QuantizedKernelPath.Vector256Vnni);
+        }
+        return data;
+    }
+
+    [Theory]
+    [MemberData(nameof(EightRowTilesAndPaths))]
+    public void An_eight_row_prefill_tile_equals_thirty_two_scalar_dots(GgmlType type, QuantizedKernelPath path)
+    {
+        if (QuantizedDot.EightRowTilePointer(type, path) == null)
+            Assert.Skip(type == GgmlType.Q8_0 && path == QuantizedKernelPath.Vector256
+                ? "Q8_0's eight-row tile needs VNNI (unsigned quants + 128 would saturate vpmaddubsw's 16-bit sums)"
+                : $"this CPU lacks the instructions of the {path} path");
+        GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
+        var random = new Random((int)type * 37 + (int)path);
+        foreach (int blocks in new[] { 1, 2, 18, 33 })
+        {
+            int n = blocks * 32;
+            // Nine rows: the tile reads rows 1..8, so a row around them must not leak in.
+            byte[] w = RandomBlocks(type, 9 * blocks, random);
+            using var activations = new QuantizedActivations();
+            activations.Quantize(RandomFloats(6 * n, random), 6, n, superBlocks: false);
+            var results = new float[32];
+            long rowBytes = (long)blocks * blockBytes;
+            fixed (byte* p = w)
+            {
+                QuantizedDot.Dot8x4(type, path, p + rowBytes, rowBytes, activations.Row(1), blocks, results);
+                for (int i = 0; i < 8; i++)
+                {
+                    byte* row = p + (1 + i) * rowBytes;
+                    float[] deq = Dequantize(type, w.AsSpan((int)((1 + i) * rowBytes), (int)rowBytes).ToArray(), n);
+                    for (int k = 0; k < 4; k++)
+                    {
+                        var activation = activations.Row(1 + k);
+                        double bound = 0;
+                        for (int j = 0; j < n; j++)
+                            bound += Math.Abs(deq[j] * activation.Quants[j] * activation.Scales[j / 32]);
+                        float expected = QuantizedDot.Dot(type, QuantizedKernelPath.Scalar, row, activation, blocks);
+                        Assert.True(Math.Abs(expected - results[k * 8 + i]) <= 1e-5 * bound + 1e-6,
+                            $"{type} {path} blocks={blocks} row {i} token {k}: {results[k * 8 + i]} vs scalar {expected} (bound {bound})");
+                    }
+                }
+            }
+        }
+    }
+
     [Fact]
     public void Unpacking_all_K4_scales_at_once_equals_unpacking_each_sub_block()
     {

@@ -192,6 +192,90 @@ internal static unsafe partial class Avx2Dot
         return Fma.MultiplyAdd(Vector256.ConvertToSingle(dots - Vector256.ShiftLeft(offset, 5)), Vector256.Create(scale), acc);
     }
 
+    /// <summary>Q8_0 read as an offset block for the eight-row tile: quant + 128 unsigned, offset −128·d (VNNI only).</summary>
+    internal readonly struct Q8_0AsOffsetBlock : IOffsetBlock
+    {
+        public static int Bytes => 34;
+
+        // vpdpbusd takes u8·s8 products into 32-bit sums, so 255·127 cannot saturate; vpmaddubsw's 16-bit pairs could,
+        // which is why only the VNNI path reads Q8_0 this way.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<byte> Quants(byte* x) => Vector256.Load(x + 2) ^ Vector256.Create((byte)0x80);
+
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static float Scale(byte* x, out float offset)
+        {
+            float d = HalfTable.Load(x);
+            offset = -128 * d;
+            return d;
+        }
+    }
+
+    /// <summary>
+    /// Eight weight rows against four consecutive tokens (a prefill tile): y[(token k) · <paramref name="rows"/> + row i]
+    /// for the eight rows starting at <paramref name="w"/>, <paramref name="rowBytes"/> apart. The eight rows' integer
+    /// dots of a block are reduced into one vector (a row per lane), so each (block, token) costs one conversion and two
+    /// FMAs for all eight rows instead of one conversion and FMA per row; this is what llama.cpp gets from repacking
+    /// weights into interleaved groups of rows, obtained here from the file's own layout.
+    /// </summary>
+    private static void OffsetDot8x4<TBlock, T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows)
+        where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
+    {
+        // The four accumulators live in L1 rather than in a helper's parameters: a helper taking the eight unpacked
+        // blocks by value was not inlined by the JIT, and passing them through the stack cost more than the tile saved.
+        var acc = stackalloc Vector256<float>[4];
+        for (int k = 0; k < 4; k++)
+            acc[k] = Vector256<float>.Zero;
+        long stride = 32L * blocks;
+        int size = TBlock.Bytes;
+        float* d = stackalloc float[8];
+        float* c = stackalloc float[8];
+        for (int b = 0; b < blocks; b++)
+        {
+            byte* x = w + (long)b * size;
+            for (int i = 0; i < 8; i++)
+                d[i] = TBlock.Scale(x + i * rowBytes, out c[i]);
+            var scales = Vector256.Load(d);
+            var offsets = Vector256.Load(c);
+            var u0 = TBlock.Quants(x);
+            var u1 = TBlock.Quants(x + rowBytes);
+            var u2 = TBlock.Quants(x + 2 * rowBytes);
+            var u3 = TBlock.Quants(x + 3 * rowBytes);
+            var u4 = TBlock.Quants(x + 4 * rowBytes);
+            var u5 = TBlock.Quants(x + 5 * rowBytes);
+            var u6 = TBlock.Quants(x + 6 * rowBytes);
+            var u7 = TBlock.Quants(x + 7 * rowBytes);
+            sbyte* q = a.Quants + 32L * b;
+            float* activationScales = a.Scales + b, sums = a.ScaledSums + b;
+            for (int k = 0; k < 4; k++, q += stride, activationScales += blocks, sums += blocks)
+            {
+                var activations = Vector256.Load(q);
+                var h01 = Avx2.HorizontalAdd(DotBytes<T>(u0, activations), DotBytes<T>(u1, activations));
+                var h23 = Avx2.HorizontalAdd(DotBytes<T>(u2, activations), DotBytes<T>(u3, activations));
+                var h45 = Avx2.HorizontalAdd(DotBytes<T>(u4, activations), DotBytes<T>(u5, activations));
+                var h67 = Avx2.HorizontalAdd(DotBytes<T>(u6, activations), DotBytes<T>(u7, activations));
+                var h0123 = Avx2.HorizontalAdd(h01, h23);
+                var h4567 = Avx2.HorizontalAdd(h45, h67);
+                // Each 128-bit lane holds half of every row's sum: rows 0–3 in h0123, rows 4–7 in h4567.
+                var rowSums = Avx2.Permute2x128(h0123, h4567, 0x20) + Avx2.Permute2x128(h0123, h4567, 0x31);
+                var sum = Fma.MultiplyAdd(Vector256.ConvertToSingle(rowSums), scales * Vector256.Create(*activationScales), acc[k]);
+                acc[k] = Fma.MultiplyAdd(offsets, Vector256.Create(*sums), sum);
+            }
+        }
+        for (int k = 0; k < 4; k++)
+            acc[k].Store(y + k * rows);
+    }
+
+    public static void Q8_0x8x4(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) => OffsetDot8x4<Q8_0AsOffsetBlock, WithAvxVnni>(w, rowBytes, a, blocks, y, rows);
+
+    public static void Q4_0x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q4_0Block, T>(w, rowBytes, a, blocks, y, rows);
+
+    public static void Q4_1x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q4_1Block, T>(w, rowBytes, a, blocks, y, rows);
+
+    public static void Q5_0x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q5_0Block, T>(w, rowBytes, a, blocks, y, rows);
+
+    public static void Q5_1x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q5_1Block, T>(w, rowBytes, a, blocks, y, rows);
+
     /// <summary>The horizontal sums of four accumulators, reduced together (two rounds of hadd instead of four reductions).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void StoreSums(Vector256<float> acc0, Vector256<float> acc1, Vector256<float> acc2, Vector256<float> acc3, float* results)

@@ -5,8 +5,9 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block; in prefill, four tokens at a time share each unpacked weight block
-/// (<see cref="QuantizedDot.BestTile"/>). Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
+/// integer dot product scaled per block; in prefill, tiles of eight rows × four tokens (32-element block types,
+/// <see cref="QuantizedDot.BestEightRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
+/// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
 /// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
 /// same input (Q, K and V; gate and up) run in one parallel region on one quantization of the input.
 /// </summary>
@@ -19,6 +20,7 @@ internal static unsafe class QuantizedMatMul
 
     private static readonly nint[] s_kernels = BuildKernelTable(tiles: false);
     private static readonly nint[] s_tiles = BuildKernelTable(tiles: true);
+    private static readonly nint[] s_eightRowTiles = BuildEightRowTable();
 
     private static nint[] BuildKernelTable(bool tiles)
     {
@@ -27,6 +29,17 @@ internal static unsafe class QuantizedMatMul
         {
             if (BlockFormats.IsQuantized(type))
                 table[(int)type] = tiles ? (nint)QuantizedDot.BestTile(type) : (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type));
+        }
+        return table;
+    }
+
+    private static nint[] BuildEightRowTable()
+    {
+        var table = new nint[64];
+        foreach (GgmlType type in Enum.GetValues<GgmlType>())
+        {
+            if (BlockFormats.IsQuantized(type))
+                table[(int)type] = (nint)QuantizedDot.BestEightRowTile(type);
         }
         return table;
     }
@@ -111,6 +124,7 @@ internal static unsafe class QuantizedMatMul
             _matrices[_matrixCount++] = new Matrix(
                 (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
                 (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
+                (delegate*<byte*, long, ActivationRow, int, float*, long, void>)s_eightRowTiles[(int)weight.Type],
                 weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count);
             Count += ranges;
         }
@@ -136,17 +150,34 @@ internal static unsafe class QuantizedMatMul
             int blocks = matrix.Blocks, rows = matrix.Rows;
             if (_tokens == 1)
             {
-                var row = activations.Row(0);
-                for (int r = first; r < last; r++)
-                    y[r] = kernel(w + r * matrix.RowBytes, row, blocks);
+                var only = activations.Row(0);
+                for (int i = first; i < last; i++)
+                    y[i] = kernel(w + i * matrix.RowBytes, only, blocks);
                 return;
             }
             var tile = matrix.Tile;
             int tiled = tile == null ? 0 : _tokens / 4 * 4;
             float* four = stackalloc float[4];
-            for (int r = first; r < last; r++)
+            int r = first;
+            if (matrix.EightRowTile is var eightRows && eightRows != null)
             {
-                byte* weights = w + r * matrix.RowBytes;
+                // Groups of eight rows while they last; the eight rows (a few KB) stay in L1 for every token.
+                for (; r + 8 <= last; r += 8)
+                {
+                    byte* weights = w + (long)r * matrix.RowBytes;
+                    int t = 0;
+                    for (; t + 4 <= _tokens; t += 4)
+                        eightRows(weights, matrix.RowBytes, activations.Row(t), blocks, y + (long)t * rows + r, rows);
+                    for (; t < _tokens; t++)
+                    {
+                        for (int i = 0; i < 8; i++)
+                            y[(long)t * rows + r + i] = kernel(weights + i * matrix.RowBytes, activations.Row(t), blocks);
+                    }
+                }
+            }
+            for (; r < last; r++)
+            {
+                byte* weights = w + (long)r * matrix.RowBytes;
                 for (int t = 0; t < tiled; t += 4)
                 {
                     tile(weights, activations.Row(t), blocks, four);
@@ -161,10 +192,11 @@ internal static unsafe class QuantizedMatMul
 
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
-        byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
+        delegate*<byte*, long, ActivationRow, int, float*, long, void> eightRowTile, byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
+        public readonly delegate*<byte*, long, ActivationRow, int, float*, long, void> EightRowTile = eightRowTile;
         public readonly byte* Weights = weights;
         public readonly long RowBytes = rowBytes;
         public readonly int Blocks = blocks;
