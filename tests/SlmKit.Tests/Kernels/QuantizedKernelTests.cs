@@ -321,7 +321,7 @@ public sealed unsafe class QuantizedKernelTests
 
     [Theory]
     [MemberData(nameof(EightRowTilesAndPaths))]
-    public void An_eight_row_prefill_tile_equals_thirty_two_scalar_dots(GgmlType type, QuantizedKernelPath path)
+    public void An_eight_row_prefill_tile_equals_the_scalar_dots_for_every_token_count(GgmlType type, QuantizedKernelPath path)
     {
         if (QuantizedDot.EightRowTilePointer(type, path) == null)
             Assert.Skip(type == GgmlType.Q8_0 && path == QuantizedKernelPath.Vector256
@@ -329,23 +329,24 @@ public sealed unsafe class QuantizedKernelTests
                 : $"this CPU lacks the instructions of the {path} path");
         GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
         var random = new Random((int)type * 37 + (int)path);
-        foreach (int blocks in new[] { 1, 2, 18, 33 })
+        foreach (int blocks in new[] { 1, 2, 3, 5, 7, 18, 33, 8 })
         {
             int n = blocks * 32;
-            // Nine rows: the tile reads rows 1..8, so a row around them must not leak in.
+            // Nine rows and ten tokens: the tile reads rows 1..8 and tokens from 1, so what is around them must not leak in.
             byte[] w = RandomBlocks(type, 9 * blocks, random);
             using var activations = new QuantizedActivations();
-            activations.Quantize(RandomFloats(6 * n, random), 6, n, superBlocks: false);
-            var results = new float[32];
+            activations.Quantize(RandomFloats(10 * n, random), 10, n, superBlocks: false);
             long rowBytes = (long)blocks * blockBytes;
+            int tokens = blocks % 8 + 1;
+            var results = new float[8 * tokens];
             fixed (byte* p = w)
             {
-                QuantizedDot.Dot8x4(type, path, p + rowBytes, rowBytes, activations.Row(1), blocks, results);
+                QuantizedDot.Dot8(type, path, p + rowBytes, rowBytes, activations.Row(1), blocks, tokens, results);
                 for (int i = 0; i < 8; i++)
                 {
                     byte* row = p + (1 + i) * rowBytes;
                     float[] deq = Dequantize(type, w.AsSpan((int)((1 + i) * rowBytes), (int)rowBytes).ToArray(), n);
-                    for (int k = 0; k < 4; k++)
+                    for (int k = 0; k < tokens; k++)
                     {
                         var activation = activations.Row(1 + k);
                         double bound = 0;

@@ -211,20 +211,24 @@ internal static unsafe partial class Avx2Dot
         }
     }
 
+    /// <summary>Tokens an eight-row tile takes at most: enough to amortise unpacking eight rows' blocks and their scales.</summary>
+    public const int MaxTileTokens = 8;
+
     /// <summary>
-    /// Eight weight rows against four consecutive tokens (a prefill tile): y[(token k) · <paramref name="rows"/> + row i]
-    /// for the eight rows starting at <paramref name="w"/>, <paramref name="rowBytes"/> apart. The eight rows' integer
+    /// Eight weight rows against up to <see cref="MaxTileTokens"/> consecutive tokens (a prefill tile):
+    /// y[(token k) · <paramref name="rows"/> + row i] for the eight rows starting at <paramref name="w"/>,
+    /// <paramref name="rowBytes"/> apart. The eight rows' integer
     /// dots of a block are reduced into one vector (a row per lane), so each (block, token) costs one conversion and two
     /// FMAs for all eight rows instead of one conversion and FMA per row; this is what llama.cpp gets from repacking
     /// weights into interleaved groups of rows, obtained here from the file's own layout.
     /// </summary>
-    private static void OffsetDot8x4<TBlock, T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows)
+    private static void OffsetDot8xN<TBlock, T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens)
         where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
     {
-        // The four accumulators live in L1 rather than in a helper's parameters: a helper taking the eight unpacked
-        // blocks by value was not inlined by the JIT, and passing them through the stack cost more than the tile saved.
-        var acc = stackalloc Vector256<float>[4];
-        for (int k = 0; k < 4; k++)
+        // The accumulators live in L1 rather than in a helper's parameters: a helper taking the eight unpacked blocks by
+        // value was not inlined by the JIT, and passing them through the stack cost more than the tile saved.
+        var acc = stackalloc Vector256<float>[MaxTileTokens];
+        for (int k = 0; k < tokens; k++)
             acc[k] = Vector256<float>.Zero;
         long stride = 32L * blocks;
         int size = TBlock.Bytes;
@@ -247,7 +251,7 @@ internal static unsafe partial class Avx2Dot
             var u7 = TBlock.Quants(x + 7 * rowBytes);
             sbyte* q = a.Quants + 32L * b;
             float* activationScales = a.Scales + b, sums = a.ScaledSums + b;
-            for (int k = 0; k < 4; k++, q += stride, activationScales += blocks, sums += blocks)
+            for (int k = 0; k < tokens; k++, q += stride, activationScales += blocks, sums += blocks)
             {
                 var activations = Vector256.Load(q);
                 var h01 = Avx2.HorizontalAdd(DotBytes<T>(u0, activations), DotBytes<T>(u1, activations));
@@ -262,19 +266,19 @@ internal static unsafe partial class Avx2Dot
                 acc[k] = Fma.MultiplyAdd(offsets, Vector256.Create(*sums), sum);
             }
         }
-        for (int k = 0; k < 4; k++)
+        for (int k = 0; k < tokens; k++)
             acc[k].Store(y + k * rows);
     }
 
-    public static void Q8_0x8x4(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) => OffsetDot8x4<Q8_0AsOffsetBlock, WithAvxVnni>(w, rowBytes, a, blocks, y, rows);
+    public static void Q8_0x8(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens) => OffsetDot8xN<Q8_0AsOffsetBlock, WithAvxVnni>(w, rowBytes, a, blocks, y, rows, tokens);
 
-    public static void Q4_0x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q4_0Block, T>(w, rowBytes, a, blocks, y, rows);
+    public static void Q4_0x8<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens) where T : struct, IDotFlavour => OffsetDot8xN<Q4_0Block, T>(w, rowBytes, a, blocks, y, rows, tokens);
 
-    public static void Q4_1x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q4_1Block, T>(w, rowBytes, a, blocks, y, rows);
+    public static void Q4_1x8<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens) where T : struct, IDotFlavour => OffsetDot8xN<Q4_1Block, T>(w, rowBytes, a, blocks, y, rows, tokens);
 
-    public static void Q5_0x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q5_0Block, T>(w, rowBytes, a, blocks, y, rows);
+    public static void Q5_0x8<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens) where T : struct, IDotFlavour => OffsetDot8xN<Q5_0Block, T>(w, rowBytes, a, blocks, y, rows, tokens);
 
-    public static void Q5_1x8x4<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows) where T : struct, IDotFlavour => OffsetDot8x4<Q5_1Block, T>(w, rowBytes, a, blocks, y, rows);
+    public static void Q5_1x8<T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens) where T : struct, IDotFlavour => OffsetDot8xN<Q5_1Block, T>(w, rowBytes, a, blocks, y, rows, tokens);
 
     /// <summary>The horizontal sums of four accumulators, reduced together (two rounds of hadd instead of four reductions).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

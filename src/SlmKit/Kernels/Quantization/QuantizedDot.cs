@@ -109,47 +109,49 @@ public static unsafe class QuantizedDot
     };
 
     /// <summary>
-    /// Runs one eight-row × four-token tile on an explicit path: <paramref name="results"/>[k·8 + i] is the dot of weight
-    /// row i (rows <paramref name="rowBytes"/> apart from <paramref name="weights"/>) with activation row k.
+    /// Runs one eight-row tile over <paramref name="tokens"/> tokens on an explicit path: <paramref name="results"/>[k·8 + i]
+    /// is the dot of weight row i (rows <paramref name="rowBytes"/> apart from <paramref name="weights"/>) with activation row k.
     /// </summary>
-    public static void Dot8x4(GgmlType type, QuantizedKernelPath path, byte* weights, long rowBytes, ActivationRow activations, int blocks, Span<float> results)
+    public static void Dot8(GgmlType type, QuantizedKernelPath path, byte* weights, long rowBytes, ActivationRow activations, int blocks, int tokens, Span<float> results)
     {
+        if (tokens is < 1 or > Avx2Dot.MaxTileTokens)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"an eight-row tile takes 1 to {Avx2Dot.MaxTileTokens} tokens");
         var tile = EightRowTilePointer(type, path);
         if (tile == null)
             throw new NotSupportedException($"{path} has no eight-row tile for {type}");
-        if (results.Length < 32)
-            throw new ArgumentException("32 results are needed", nameof(results));
+        if (results.Length < 8 * tokens)
+            throw new ArgumentException($"{8 * tokens} results are needed", nameof(results));
         fixed (float* r = results)
-            tile(weights, rowBytes, activations, blocks, r, 8);
+            tile(weights, rowBytes, activations, blocks, r, 8, tokens);
     }
 
     /// <summary>
-    /// The eight-row × four-token prefill tile for <paramref name="type"/> on the <see cref="Best"/> path, or AVX2;
+    /// The eight-row prefill tile for <paramref name="type"/> on the <see cref="Best"/> path, or AVX2;
     /// null where none exists (the K types; Q8_0 without AVX-VNNI).
     /// </summary>
-    internal static delegate*<byte*, long, ActivationRow, int, float*, long, void> BestEightRowTile(GgmlType type)
+    internal static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> BestEightRowTile(GgmlType type)
     {
         var tile = EightRowTilePointer(type, Best(type));
         return tile != null ? tile : EightRowTilePointer(type, QuantizedKernelPath.Vector256);
     }
 
-    internal static delegate*<byte*, long, ActivationRow, int, float*, long, void> EightRowTilePointer(GgmlType type, QuantizedKernelPath path) => path switch
+    internal static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTilePointer(GgmlType type, QuantizedKernelPath path) => path switch
     {
         QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => type switch
         {
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8x4<PlainAvx2>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8x4<PlainAvx2>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8x4<PlainAvx2>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8x4<PlainAvx2>,
+            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8<PlainAvx2>,
+            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<PlainAvx2>,
+            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<PlainAvx2>,
+            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<PlainAvx2>,
             _ => null,
         },
         QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => type switch
         {
-            GgmlType.Q8_0 => &Avx2Dot.Q8_0x8x4,
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8x4<WithAvxVnni>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8x4<WithAvxVnni>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8x4<WithAvxVnni>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8x4<WithAvxVnni>,
+            GgmlType.Q8_0 => &Avx2Dot.Q8_0x8,
+            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8<WithAvxVnni>,
+            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<WithAvxVnni>,
+            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<WithAvxVnni>,
+            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<WithAvxVnni>,
             _ => null,
         },
         _ => null,

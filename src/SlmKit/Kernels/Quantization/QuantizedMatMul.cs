@@ -5,7 +5,7 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block; in prefill, tiles of eight rows × four tokens (32-element block types,
+/// integer dot product scaled per block; in prefill, tiles of eight rows × eight tokens (32-element block types,
 /// <see cref="QuantizedDot.BestEightRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
 /// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
 /// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
@@ -124,7 +124,7 @@ internal static unsafe class QuantizedMatMul
             _matrices[_matrixCount++] = new Matrix(
                 (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
                 (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
-                (delegate*<byte*, long, ActivationRow, int, float*, long, void>)s_eightRowTiles[(int)weight.Type],
+                (delegate*<byte*, long, ActivationRow, int, float*, long, int, void>)s_eightRowTiles[(int)weight.Type],
                 weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count);
             Count += ranges;
         }
@@ -165,13 +165,10 @@ internal static unsafe class QuantizedMatMul
                 for (; r + 8 <= last; r += 8)
                 {
                     byte* weights = w + (long)r * matrix.RowBytes;
-                    int t = 0;
-                    for (; t + 4 <= _tokens; t += 4)
-                        eightRows(weights, matrix.RowBytes, activations.Row(t), blocks, y + (long)t * rows + r, rows);
-                    for (; t < _tokens; t++)
+                    for (int t = 0; t < _tokens; t += Avx2Dot.MaxTileTokens)
                     {
-                        for (int i = 0; i < 8; i++)
-                            y[(long)t * rows + r + i] = kernel(weights + i * matrix.RowBytes, activations.Row(t), blocks);
+                        int count = Math.Min(Avx2Dot.MaxTileTokens, _tokens - t);
+                        eightRows(weights, matrix.RowBytes, activations.Row(t), blocks, y + (long)t * rows + r, rows, count);
                     }
                 }
             }
@@ -192,11 +189,11 @@ internal static unsafe class QuantizedMatMul
 
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
-        delegate*<byte*, long, ActivationRow, int, float*, long, void> eightRowTile, byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
+        delegate*<byte*, long, ActivationRow, int, float*, long, int, void> eightRowTile, byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
-        public readonly delegate*<byte*, long, ActivationRow, int, float*, long, void> EightRowTile = eightRowTile;
+        public readonly delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTile = eightRowTile;
         public readonly byte* Weights = weights;
         public readonly long RowBytes = rowBytes;
         public readonly int Blocks = blocks;
