@@ -356,7 +356,8 @@ public static class ModelExport
                 continue;
             // q, k, v of this kind are all in: one [q + 2kv, …] tensor, rows in that order.
             var (q, k, v) = (pending["attn_q." + kind], pending["attn_k." + kind], pending["attn_v." + kind]);
-            pending.Clear();
+            foreach (string part in new[] { "attn_q.", "attn_k.", "attn_v." })
+                pending.Remove(part + kind);
             int[] fused = (int[])q.Shape.Clone();
             fused[0] = q.Shape[0] + k.Shape[0] + v.Shape[0];
             yield return (string.Create(CultureInfo.InvariantCulture, $"blk.{layer}.attn_qkv.{kind}"), fused, [.. q.Values, .. k.Values, .. v.Values]);
