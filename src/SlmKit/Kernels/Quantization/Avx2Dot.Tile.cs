@@ -139,8 +139,6 @@ internal static unsafe partial class Avx2Dot
     {
         Vector256<float> acc0 = default, acc1 = default, acc2 = default, acc3 = default;
         long quantStride = 256L * blocks, sumStride = 16L * blocks;
-        var low = Vector256.Create((byte)0x0F);
-        var bits45 = Vector256.Create((byte)0x30);
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 210 * b;
@@ -149,13 +147,7 @@ internal static unsafe partial class Avx2Dot
             Vector256<int> s0 = default, s1 = default, s2 = default, s3 = default;
             for (int h = 0; h < 2; h++)
             {
-                var q0 = Vector256.Load(x + 64 * h);
-                var q1 = Vector256.Load(x + 64 * h + 32);
-                var hh = Vector256.Load(x + 128 + 32 * h).AsUInt16();
-                var u0 = (q0 & low) | (Vector256.ShiftLeft(hh, 4).AsByte() & bits45);
-                var u1 = (q1 & low) | (Vector256.ShiftLeft(hh, 2).AsByte() & bits45);
-                var u2 = (Vector256.ShiftRightLogical(q0.AsUInt16(), 4).AsByte() & low) | (hh.AsByte() & bits45);
-                var u3 = (Vector256.ShiftRightLogical(q1.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(hh, 2).AsByte() & bits45);
+                UnpackQ6Half(x, h, out var u0, out var u1, out var u2, out var u3);
                 int g = 8 * h;
                 var scale0 = Scales16(sc[g], sc[g + 1]);
                 var scale1 = Scales16(sc[g + 2], sc[g + 3]);
