@@ -308,16 +308,20 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
-    public static TheoryData<GgmlType, QuantizedKernelPath> EightRowTilesAndPaths()
+    /// <summary>Each type with the two AVX2 paths, the ones the prefill tiles exist for.</summary>
+    private static TheoryData<GgmlType, QuantizedKernelPath> WithAvx2Paths(params GgmlType[] types)
     {
         var data = new TheoryData<GgmlType, QuantizedKernelPath>();
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1 })
+        foreach (var type in types)
         {
             data.Add(type, QuantizedKernelPath.Vector256);
             data.Add(type, QuantizedKernelPath.Vector256Vnni);
         }
         return data;
     }
+
+    public static TheoryData<GgmlType, QuantizedKernelPath> EightRowTilesAndPaths() =>
+        WithAvx2Paths(GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1);
 
     [Theory]
     [MemberData(nameof(EightRowTilesAndPaths))]
@@ -382,16 +386,8 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
-    public static TheoryData<GgmlType, QuantizedKernelPath> TilesAndPaths()
-    {
-        var data = new TheoryData<GgmlType, QuantizedKernelPath>();
-        foreach (var type in new[] { GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K })
-        {
-            data.Add(type, QuantizedKernelPath.Vector256);
-            data.Add(type, QuantizedKernelPath.Vector256Vnni);
-        }
-        return data;
-    }
+    public static TheoryData<GgmlType, QuantizedKernelPath> TilesAndPaths() =>
+        WithAvx2Paths(GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1, GgmlType.Q4_K, GgmlType.Q6_K);
 
     [Theory]
     [MemberData(nameof(TilesAndPaths))]

@@ -328,11 +328,27 @@ internal static unsafe partial class Avx2Dot
         return Vector256.Sum(acc);
     }
 
+    /// <summary>
+    /// The 6-bit quants (0..63) of half <paramref name="h"/> of a Q6_K super-block, as four vectors of 32: low nibbles
+    /// from ql, the two high bits from qh.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void UnpackQ6Half(byte* x, int h, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
+    {
+        var low = Vector256.Create((byte)0x0F);
+        var bits45 = Vector256.Create((byte)0x30);
+        var q0 = Vector256.Load(x + 64 * h);
+        var q1 = Vector256.Load(x + 64 * h + 32);
+        var hh = Vector256.Load(x + 128 + 32 * h).AsUInt16();
+        u0 = (q0 & low) | (Vector256.ShiftLeft(hh, 4).AsByte() & bits45);
+        u1 = (q1 & low) | (Vector256.ShiftLeft(hh, 2).AsByte() & bits45);
+        u2 = (Vector256.ShiftRightLogical(q0.AsUInt16(), 4).AsByte() & low) | (hh.AsByte() & bits45);
+        u3 = (Vector256.ShiftRightLogical(q1.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(hh, 2).AsByte() & bits45);
+    }
+
     public static float Q6_K(byte* w, ActivationRow a, int blocks)
     {
         var acc = Vector256<float>.Zero;
-        var low = Vector256.Create((byte)0x0F);
-        var bits45 = Vector256.Create((byte)0x30);
         for (int b = 0; b < blocks; b++)
         {
             byte* x = w + 210 * b;
@@ -341,19 +357,10 @@ internal static unsafe partial class Avx2Dot
             var sumi = Vector256<int>.Zero;
             for (int h = 0; h < 2; h++)
             {
-                var q0 = Vector256.Load(x + 64 * h);
-                var q1 = Vector256.Load(x + 64 * h + 32);
-                var hh = Vector256.Load(x + 128 + 32 * h).AsUInt16();
-                var u0 = (q0 & low) | (Vector256.ShiftLeft(hh, 4).AsByte() & bits45);
-                var u1 = (q1 & low) | (Vector256.ShiftLeft(hh, 2).AsByte() & bits45);
-                var u2 = (Vector256.ShiftRightLogical(q0.AsUInt16(), 4).AsByte() & low) | (hh.AsByte() & bits45);
-                var u3 = (Vector256.ShiftRightLogical(q1.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(hh, 2).AsByte() & bits45);
+                UnpackQ6Half(x, h, out var u0, out var u1, out var u2, out var u3);
                 int g = 8 * h;
-                sbyte* qa = q + 128 * h;
-                sumi += ScaledDot(u0, qa, Scales16(sc[g], sc[g + 1]));
-                sumi += ScaledDot(u1, qa + 32, Scales16(sc[g + 2], sc[g + 3]));
-                sumi += ScaledDot(u2, qa + 64, Scales16(sc[g + 4], sc[g + 5]));
-                sumi += ScaledDot(u3, qa + 96, Scales16(sc[g + 6], sc[g + 7]));
+                sumi += Q6Group(u0, u1, u2, u3, q + 128 * h,
+                    Scales16(sc[g], sc[g + 1]), Scales16(sc[g + 2], sc[g + 3]), Scales16(sc[g + 4], sc[g + 5]), Scales16(sc[g + 6], sc[g + 7]));
             }
             // The quants went in unsigned (0..63); the value is quant − 32: subtract 32 · Σ scale × sum of 16, in the lanes.
             var offset = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), Avx2.ConvertToVector256Int16(Vector128.Load(sc)));
