@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using System.Globalization;
+using SlmKit.Models;
 using SlmKit.Training;
 
 // Training throughput of the llama2.c-style configurations: one full step (forward, loss, backward, AdamW) on
@@ -19,11 +20,11 @@ for (int i = 0; i < args.Length; i++)
     }
 }
 
-var configs = new (string Name, LlamaTrainingConfig Config, int Batch, int Seq)[]
+var configs = new (string Name, DecoderConfig Config, int Batch, int Seq)[]
 {
-    ("260K", new LlamaTrainingConfig(512, 64, 5, 8, 4, 172), 8, 512),
-    ("15M", LlamaTrainingConfig.Stories15M, 4, 256),
-    ("110M-like", new LlamaTrainingConfig(32000, 768, 12, 12, 12, 2048), 2, 256),
+    ("260K", ModelPresets.Stories260K, 8, 512),
+    ("15M", ModelPresets.Stories15M, 4, 256),
+    ("110M-like", ModelPresets.Llama(32000, 768, 12, 12, 12, 2048), 2, 256),
 };
 
 Console.WriteLine($"threads: {(threads == 0 ? Environment.ProcessorCount : threads)}, steps timed: {steps} (after 1 warm-up step)");
@@ -33,9 +34,9 @@ foreach (var (name, config, batch, seq) in configs)
 {
     if (only is not null && !name.Equals(only, StringComparison.OrdinalIgnoreCase))
         continue;
-    var model = new TrainableLlama<float>(config, 1, threads);
+    var model = new TrainableDecoder<float>(config, 1, threads);
     var optimizer = new AdamW<float>(model.Parameters, 0.9, 0.95, 1e-8, 0.1);
-    var trainer = new LlamaTrainer<float>(model, optimizer, LearningRateSchedule.Constant(1e-4));
+    var trainer = new DecoderTrainer<float>(model, optimizer, LearningRateSchedule.Constant(1e-4));
     var random = new Random(1);
     var tokens = new int[batch * seq];
     var targets = new int[batch * seq];
@@ -60,8 +61,8 @@ foreach (var (name, config, batch, seq) in configs)
     times.Sort();
     double median = times[times.Count / 2];
     long matrixParameters = model.Parameters.Where(p => p.Kind == ParameterKind.Weight).Sum(p => (long)p.Value.Length)
-        + (config.TiedEmbeddings ? (long)config.VocabSize * config.Dim : 0);
-    double flopsPerToken = 6.0 * matrixParameters + 12.0 * config.LayerCount * seq * config.Dim;
+        + (config.TiedEmbeddings ? (long)config.VocabSize * config.HiddenSize : 0);
+    double flopsPerToken = 6.0 * matrixParameters + 12.0 * config.LayerCount * seq * config.HiddenSize;
     double tokensPerSecond = batch * seq / median;
     Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
         $"| {name} | {model.ParameterCount / 1e6:F2} M | {batch} × {seq} | {median * 1000:F0} | {tokensPerSecond:F0} | {tokensPerSecond * flopsPerToken / 1e9:F1} |"));

@@ -1,5 +1,7 @@
 using System.Globalization;
 using System.Text.Json;
+using SlmKit.Formats;
+using SlmKit.Models;
 
 namespace SlmKit.Training;
 
@@ -9,10 +11,14 @@ namespace SlmKit.Training;
 /// </summary>
 public sealed record TrainingConfig
 {
-    /// <summary>Named shape: "stories260k" (dim 64, 5 layers, 8/4 heads, FFN 172), "tiny" (dim 128, 4 layers, 4 heads, FFN 384) or "stories15m".</summary>
+    /// <summary>Named Llama shape: "stories260k" (dim 64, 5 layers, 8/4 heads, FFN 172), "tiny" (dim 128, 4 layers, 4 heads, FFN 384) or "stories15m".</summary>
     public string? Preset { get; init; }
 
-    /// <summary>A Hugging Face Llama config.json whose shape to train (instead of a preset).</summary>
+    /// <summary>
+    /// A Hugging Face config.json whose architecture to train (instead of a preset): its model_type picks the family
+    /// (llama, qwen2, gpt2 export; the trainer takes any family whose choices it runs) and the family's own file reads
+    /// the choices and sizes; the size keys below override them.
+    /// </summary>
     public string? ModelConfig { get; init; }
 
     public int? Dim { get; init; }
@@ -24,8 +30,11 @@ public sealed record TrainingConfig
     /// <summary>Embedding rows; defaults to the tokenizer's vocabulary size.</summary>
     public int? VocabSize { get; init; }
 
-    public bool TiedEmbeddings { get; init; } = true;
-    public double RopeTheta { get; init; } = 10000;
+    /// <summary>Whether the head reuses the token embedding; default: tied for presets, config.json's choice for a model_config.</summary>
+    public bool? TiedEmbeddings { get; init; }
+
+    /// <summary>RoPE base; default: 10000 for presets, config.json's for a model_config.</summary>
+    public double? RopeTheta { get; init; }
 
     /// <summary>Tokenizer: a tokenizer.json folder, a GGUF, or a llama2.c tokenizer.bin.</summary>
     public string? Tokenizer { get; init; }
@@ -145,8 +154,12 @@ public sealed record TrainingConfig
         };
     }
 
-    /// <summary>The model shape this config asks for, with <paramref name="tokenizerVocab"/> filling a missing vocabulary size.</summary>
-    public LlamaTrainingConfig ResolveModel(int tokenizerVocab)
+    /// <summary>
+    /// The architecture this config asks for: a preset (Llama), a model_config (its family), or sizes alone (Llama), with
+    /// the size keys overriding and <paramref name="tokenizerVocab"/> filling a missing vocabulary size. Refused with a
+    /// <see cref="SlmKitException"/> when incomplete, impossible or not trainable.
+    /// </summary>
+    public TrainingArchitecture ResolveModel(int tokenizerVocab)
     {
         (int dim, int layers, int heads, int kv, int ffn, int? vocab) = Preset?.ToLowerInvariant() switch
         {
@@ -156,31 +169,43 @@ public sealed record TrainingConfig
             "stories15m" => (288, 6, 6, 6, 768, 32000),
             _ => throw new SlmKitException($"unknown preset '{Preset}' (known: stories260k, tiny, stories15m)"),
         };
+        ModelFamily family = Llama.Family;
+        DecoderConfig architecture;
         if (ModelConfig is not null)
         {
-            var hf = Formats.HuggingFaceConfig.Load(ModelConfig);
-            int Required(string k) => hf.GetInt(k) ?? throw new ModelFileException(ModelConfig, $"field '{k}' is missing");
-            if (hf.ModelType is not ("llama" or null))
-                throw new ModelFileException(ModelConfig, $"model_type '{hf.ModelType}' cannot be trained yet (supported: llama)");
-            dim = Required("hidden_size");
-            layers = Required("num_hidden_layers");
-            heads = Required("num_attention_heads");
-            kv = hf.GetInt("num_key_value_heads") ?? heads;
-            ffn = Required("intermediate_size");
-            vocab = hf.GetInt("vocab_size");
+            var hf = HuggingFaceConfig.Load(ModelConfig);
+            family = ModelLoader.FamilyOf(hf);
+            architecture = family.FromHuggingFace(hf);
+            vocab = architecture.VocabSize;
+            // A head size stated in config.json belongs to its own hidden size and head count.
+            if (Dim is not null || Heads is not null)
+                architecture = architecture with { HeadDim = 0 };
         }
-        var model = new LlamaTrainingConfig(
-            VocabSize ?? vocab ?? tokenizerVocab,
-            Dim ?? dim, Layers ?? layers, Heads ?? heads, KvHeads ?? (kv > 0 ? kv : Heads ?? heads), Ffn ?? ffn, TiedEmbeddings)
-        { RopeTheta = RopeTheta };
-        if (model.Dim == 0 || model.LayerCount == 0 || model.HeadCount == 0 || model.FfnDim == 0)
+        else
+        {
+            architecture = ModelPresets.Llama(0, dim, layers, heads, kv, ffn, contextLength: SequenceLength);
+        }
+
+        int headCount = Heads ?? architecture.HeadCount;
+        var model = architecture with
+        {
+            VocabSize = VocabSize ?? vocab ?? tokenizerVocab,
+            HiddenSize = Dim ?? architecture.HiddenSize,
+            LayerCount = Layers ?? architecture.LayerCount,
+            HeadCount = headCount,
+            KvHeadCount = KvHeads ?? (architecture.KvHeadCount > 0 ? architecture.KvHeadCount : headCount),
+            FeedForwardSize = Ffn ?? architecture.FeedForwardSize,
+            TiedEmbeddings = TiedEmbeddings ?? (ModelConfig is null || architecture.TiedEmbeddings),
+            RopeTheta = RopeTheta is double theta ? (float)theta : architecture.RopeTheta,
+        };
+        if (model.HiddenSize == 0 || model.LayerCount == 0 || model.HeadCount == 0 || model.FeedForwardSize == 0)
             throw new SlmKitException("the model shape is incomplete: give a preset, a model_config, or dim/layers/heads/ffn");
-        if (model.KvHeadCount == 0)
-            model = model with { KvHeadCount = model.HeadCount };
-        model.Validate();
+        TrainableDecoder<float>.EnsureTrainable(model);
         if (model.VocabSize < tokenizerVocab)
             throw new SlmKitException($"vocab_size {model.VocabSize} is smaller than the tokenizer's vocabulary ({tokenizerVocab})");
-        return model;
+        if (model.Positions == PositionKind.Learned && SequenceLength > model.ContextLength)
+            throw new SlmKitException($"seq_len {SequenceLength} exceeds the {model.ContextLength} learned positions of {ModelConfig}");
+        return new TrainingArchitecture(family, model);
     }
 
     /// <summary>Throws a <see cref="SlmKitException"/> naming the first impossible setting.</summary>
@@ -209,6 +234,6 @@ public sealed record TrainingConfig
     }
 
     /// <summary>A one-line summary for logs.</summary>
-    public string Describe(LlamaTrainingConfig model) => string.Create(CultureInfo.InvariantCulture,
-        $"dim {model.Dim}, {model.LayerCount} layers, {model.HeadCount}/{model.KvHeadCount} heads, FFN {model.FfnDim}, vocab {model.VocabSize}; {Steps} steps × {BatchSize}×{SequenceLength} tokens (×{GradientAccumulation}), lr {LearningRate} {Schedule}, seed {Seed}");
+    public string Describe(TrainingArchitecture model) => string.Create(CultureInfo.InvariantCulture,
+        $"{model.Family.Name}: dim {model.Config.HiddenSize}, {model.Config.LayerCount} layers, {model.Config.HeadCount}/{model.Config.KvHeadCount} heads, FFN {model.Config.FeedForwardSize}, vocab {model.Config.VocabSize}; {Steps} steps × {BatchSize}×{SequenceLength} tokens (×{GradientAccumulation}), lr {LearningRate} {Schedule}, seed {Seed}");
 }

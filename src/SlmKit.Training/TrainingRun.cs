@@ -37,12 +37,13 @@ public static class TrainingRun
         string output = config.Output!;
         int? vocabHint = config.VocabSize ?? (config.Preset?.ToLowerInvariant() == "stories260k" ? 512 : null);
         Tokenizer tokenizer = SlmModel.LoadTokenizer(config.Tokenizer!, vocabHint);
-        LlamaTrainingConfig shape = config.ResolveModel(tokenizer.VocabSize);
+        TrainingArchitecture architecture = config.ResolveModel(tokenizer.VocabSize);
+        ModelExport.EnsureExportable(architecture); // before training, not after it
         var sources = config.Data.Select(path => new DataSource { Path = path, TextField = config.TextField, DocumentSeparator = config.DocumentSeparator }).ToArray();
         foreach (var source in sources)
             _ = DocumentReader.Read(source); // checks existence and emptiness now, before anything is written
 
-        var model = new TrainableLlama<float>(shape, config.Seed, config.Threads);
+        var model = new TrainableDecoder<float>(architecture.Config, config.Seed, config.Threads);
         IOptimizer<float> optimizer = config.Optimizer == "sgd"
             ? new SgdMomentum<float>(model.Parameters, config.Momentum, config.WeightDecay)
             : new AdamW<float>(model.Parameters, config.Beta1, config.Beta2, 1e-8, config.WeightDecay);
@@ -52,7 +53,7 @@ public static class TrainingRun
             "linear" => LearningRateSchedule.WarmupLinear(config.LearningRate, config.MinLearningRate, config.WarmupSteps, config.Steps),
             _ => LearningRateSchedule.WarmupCosine(config.LearningRate, config.MinLearningRate, config.WarmupSteps, config.Steps),
         };
-        var trainer = new LlamaTrainer<float>(model, optimizer, schedule, config.GradClip);
+        var trainer = new DecoderTrainer<float>(model, optimizer, schedule, config.GradClip);
         var corpus = new TrainingCorpus(sources, tokenizer, config.SequenceLength, config.ValidationFraction, config.Seed);
         var validation = corpus.ValidationBatches(config.BatchSize, config.EvalBatches);
         Directory.CreateDirectory(output);
@@ -116,8 +117,8 @@ public static class TrainingRun
         string ggufPath = Path.Combine(output, GgufFile);
         string hfFolder = Path.Combine(output, HuggingFaceFolder);
         string name = Path.GetFileName(Path.GetFullPath(output).TrimEnd(Path.DirectorySeparatorChar));
-        ModelExport.WriteGguf(ggufPath, shape, parameters, tokenizer, name, config.SequenceLength);
-        ModelExport.WriteHuggingFace(hfFolder, shape, parameters, tokenizer, Directory.Exists(config.Tokenizer) ? config.Tokenizer : null, config.SequenceLength);
+        ModelExport.WriteGguf(ggufPath, architecture, parameters, tokenizer, name);
+        ModelExport.WriteHuggingFace(hfFolder, architecture, parameters, tokenizer, Directory.Exists(config.Tokenizer) ? config.Tokenizer : null);
 
         var final = last ?? throw new SlmKitException("nothing to train: the run was already complete");
         return new TrainingResult(config.Steps, final.Loss, final.ValidationLoss, final.TokensPerSecond, final.Elapsed, model.ParameterCount,
@@ -125,7 +126,7 @@ public static class TrainingRun
     }
 
     /// <summary>Mean loss over the held-out batches; null when there are none.</summary>
-    public static double? Evaluate(TrainableLlama<float> model, IReadOnlyList<TokenBatch> batches)
+    public static double? Evaluate(TrainableDecoder<float> model, IReadOnlyList<TokenBatch> batches)
     {
         if (batches.Count == 0)
             return null;

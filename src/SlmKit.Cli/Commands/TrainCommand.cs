@@ -6,7 +6,7 @@ using Spectre.Console;
 namespace SlmKit.Cli.Commands;
 
 /// <summary>
-/// <c>slm train</c>: pre-train a Llama-family model from a JSON config and/or flags. Progress on stderr; the output
+/// <c>slm train</c>: pre-train a decoder (a Llama preset, or a llama/qwen2/gpt2 config.json) from a JSON config and/or flags. Progress on stderr; the output
 /// folder gets checkpoint.bin, metrics.csv, loss.png, model.gguf and hf/.
 /// </summary>
 internal static class TrainCommand
@@ -15,12 +15,12 @@ internal static class TrainCommand
     {
         var config = new Option<string?>("--config") { Description = "JSON config file (snake_case keys; flags override it)" };
         var preset = new Option<string?>("--preset") { Description = "Model shape: stories260k, tiny or stories15m" };
-        var modelConfig = new Option<string?>("--model-config") { Description = "A Hugging Face Llama config.json whose shape to train" };
+        var modelConfig = new Option<string?>("--model-config") { Description = "A Hugging Face config.json whose architecture to train (model_type llama, qwen2 or gpt2)" };
         var dim = new Option<int?>("--dim") { Description = "Hidden size" };
         var layers = new Option<int?>("--layers") { Description = "Transformer blocks" };
         var heads = new Option<int?>("--heads") { Description = "Attention heads" };
         var kvHeads = new Option<int?>("--kv-heads") { Description = "Key/value heads (GQA when fewer than --heads)" };
-        var ffn = new Option<int?>("--ffn") { Description = "SwiGLU hidden size" };
+        var ffn = new Option<int?>("--ffn") { Description = "MLP hidden size" };
         var tokenizer = new Option<string?>("--tokenizer") { Description = "Tokenizer: tokenizer.json folder, GGUF, or llama2.c tokenizer.bin" };
         var data = new Option<string[]>("--data") { Description = "Training file(s): .txt, .jsonl, .parquet (repeatable)", AllowMultipleArgumentsPerToken = true };
         var textField = new Option<string?>("--text-field") { Description = "JSONL field / Parquet column with the text (default: text)" };
@@ -41,7 +41,7 @@ internal static class TrainCommand
         var resume = new Option<bool>("--resume") { Description = "Continue from the output folder's checkpoint.bin (bit-exact)" };
         var json = CommonOptions.Json();
 
-        var command = new Command("train", "Pre-train a Llama-family model from scratch (AdamW, warmup + cosine, checkpoints, export to GGUF and HF)")
+        var command = new Command("train", "Pre-train a decoder from scratch: a Llama preset or a llama/qwen2/gpt2 config.json (AdamW, warmup + cosine, checkpoints, export to GGUF and HF)")
         {
             config, preset, modelConfig, dim, layers, heads, kvHeads, ffn, tokenizer, data, textField, separator, output, steps, batch, seqLen,
             accumulation, learningRate, minLearningRate, warmup, schedule, evalEvery, checkpointEvery, seed, threads, resume, json,

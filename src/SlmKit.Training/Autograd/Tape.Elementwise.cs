@@ -1,5 +1,6 @@
 using System.Numerics;
 using System.Numerics.Tensors;
+using SlmKit.Kernels;
 
 namespace SlmKit.Training;
 
@@ -60,6 +61,94 @@ public sealed partial class Tape<T>
                 gGate is null ? default : gGate.AsSpan(s, e - s), freshGate,
                 gUp is null ? default : gUp.AsSpan(s, e - s), freshUp));
         });
+    }
+
+    /// <summary>
+    /// An ungated MLP activation, element-wise: SiLU, GELU (tanh approximation or exact erf), ReLU or squared ReLU,
+    /// each as the runtime's <see cref="Activations"/> defines it. Backward multiplies by the derivative at the input.
+    /// </summary>
+    public Variable<T> Activation(Variable<T> x, ActivationKind kind)
+    {
+        Require(kind is ActivationKind.Silu or ActivationKind.GeluTanh or ActivationKind.GeluErf or ActivationKind.Relu or ActivationKind.SquaredRelu,
+            $"Activation: {kind} is not supported");
+        T[] y = Borrow(x.Length);
+        T[] xv = x.Value;
+        ParallelRange.ForChunks(y.Length, ElementChunk, ThreadCount, (s, e) =>
+        {
+            for (int i = s; i < e; i++)
+                y[i] = ActivationValue(kind, xv[i]);
+        });
+        return Output(y, (int[])x.Shape.Clone(), x.RequiresGrad, o =>
+        {
+            T[] gy = o.Grad!;
+            T[] gx = GradFor(x, out bool fresh);
+            ParallelRange.ForChunks(gy.Length, ElementChunk, ThreadCount, (s, e) =>
+            {
+                for (int i = s; i < e; i++)
+                {
+                    T d = gy[i] * ActivationDerivative(kind, xv[i]);
+                    gx[i] = fresh ? d : gx[i] + d;
+                }
+            });
+        });
+    }
+
+    // √(2/π) and 1/√(2π) in double; T.CreateChecked rounds them once for float.
+    private static readonly T s_geluScale = T.CreateChecked(0.7978845608028654);
+    private static readonly T s_geluCubic = T.CreateChecked(0.044715);
+    private static readonly T s_half = T.CreateChecked(0.5);
+    private static readonly T s_inverseSqrtTwoPi = T.CreateChecked(0.3989422804014327);
+
+    private static T ActivationValue(ActivationKind kind, T x)
+    {
+        switch (kind)
+        {
+            case ActivationKind.Silu:
+                return x / (T.One + T.Exp(-x));
+            case ActivationKind.GeluTanh:
+                return s_half * x * (T.One + T.Tanh(s_geluScale * (x + s_geluCubic * x * x * x)));
+            case ActivationKind.GeluErf:
+            {
+                double v = double.CreateChecked(x);
+                return T.CreateChecked(0.5 * v * (1 + Activations.Erf(v * 0.7071067811865476)));
+            }
+            case ActivationKind.Relu:
+                return T.Max(x, T.Zero);
+            default:
+            {
+                T r = T.Max(x, T.Zero);
+                return r * r;
+            }
+        }
+    }
+
+    private static T ActivationDerivative(ActivationKind kind, T x)
+    {
+        switch (kind)
+        {
+            case ActivationKind.Silu:
+            {
+                T sigmoid = T.One / (T.One + T.Exp(-x));
+                return sigmoid * (T.One + x * (T.One - sigmoid));
+            }
+            case ActivationKind.GeluTanh:
+            {
+                T x2 = x * x;
+                T t = T.Tanh(s_geluScale * (x + s_geluCubic * x2 * x));
+                T three = T.CreateChecked(3);
+                return s_half * (T.One + t) + s_half * x * (T.One - t * t) * s_geluScale * (T.One + three * s_geluCubic * x2);
+            }
+            case ActivationKind.GeluErf:
+            {
+                // Φ(x) + x·φ(x)
+                double v = double.CreateChecked(x);
+                return T.CreateChecked(0.5 * (1 + Activations.Erf(v * 0.7071067811865476))) + x * s_inverseSqrtTwoPi * T.Exp(-s_half * x * x);
+            }
+            case ActivationKind.Relu:
+                return x > T.Zero ? T.One : T.Zero;
+            default:
+                return x > T.Zero ? T.CreateChecked(2) * x : T.Zero;
+        }
     }
 
     /// <summary>

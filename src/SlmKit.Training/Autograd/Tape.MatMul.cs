@@ -1,4 +1,5 @@
 using System.Numerics;
+using System.Numerics.Tensors;
 
 namespace SlmKit.Training;
 
@@ -30,6 +31,36 @@ public sealed partial class Tape<T>
                 // dW[o, i] = Σ_r dy[r, o]·x[r, i]: A(o, r) = dy[r, o] is dy read transposed.
                 T[] gw = GradFor(weight, out bool fresh);
                 Gemm<T>.Multiply(outF, inF, rows, gy, 0, 1, outF, xv, 0, inF, 1, gw, 0, inF, accumulate: !fresh, ThreadCount);
+            }
+        });
+    }
+
+    /// <summary>
+    /// A linear layer's bias: y = x + b for every row of <paramref name="x"/> [rows, n] and <paramref name="bias"/> [n].
+    /// Backward: dx = dy; db += the sum of dy's rows, in row order.
+    /// </summary>
+    public Variable<T> AddBias(Variable<T> x, Variable<T> bias)
+    {
+        int n = x.Shape[^1];
+        Require(bias.Length == n, $"AddBias: bias has {bias.Length} values, rows of x [{string.Join(", ", x.Shape)}] have {n}");
+        int rows = x.Length / n;
+        T[] y = Borrow(x.Length);
+        T[] xv = x.Value, bv = bias.Value;
+        ParallelRange.ForChunks(rows, 16, ThreadCount, (s, e) =>
+        {
+            for (int r = s; r < e; r++)
+                TensorPrimitives.Add(xv.AsSpan(r * n, n), bv, y.AsSpan(r * n, n));
+        });
+        return Output(y, (int[])x.Shape.Clone(), x.RequiresGrad || bias.RequiresGrad, o =>
+        {
+            T[] gy = o.Grad!;
+            if (x.RequiresGrad)
+                PassGradient(x, gy);
+            if (bias.RequiresGrad)
+            {
+                T[] gb = GradForAdding(bias);
+                for (int r = 0; r < rows; r++)
+                    TensorPrimitives.Add(gb, gy.AsSpan(r * n, n), gb);
             }
         });
     }

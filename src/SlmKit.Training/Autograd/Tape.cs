@@ -27,6 +27,13 @@ public sealed partial class Tape<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary>Threads each operation may use.</summary>
     public int ThreadCount { get; }
 
+    /// <summary>
+    /// True (the default) while operations record how to run backward. When false the same operations only compute
+    /// their outputs: nothing is recorded, no output requires a gradient, and <see cref="Backward(Variable{T})"/> has
+    /// nothing to do. Evaluation runs the training forward pass this way, so it is the same code with no tape.
+    /// </summary>
+    public bool Recording { get; set; } = true;
+
     /// <summary>The most bytes of activations and gradients the tape has held at once.</summary>
     public long PeakBytes { get; private set; }
 
@@ -123,6 +130,7 @@ public sealed partial class Tape<T> where T : unmanaged, IFloatingPointIeee754<T
     /// <summary>Makes an operation's output and, when any input needs a gradient, records its backward closure.</summary>
     internal Variable<T> Output(T[] value, int[] shape, bool requiresGrad, Action<Variable<T>>? backward)
     {
+        requiresGrad &= Recording;
         var output = new Variable<T>(value, shape, requiresGrad) { IsTapeOutput = true };
         if (requiresGrad && backward is not null)
         {

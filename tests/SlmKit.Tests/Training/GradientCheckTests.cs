@@ -1,3 +1,5 @@
+using SlmKit.Kernels;
+using SlmKit.Models;
 using SlmKit.Training;
 using static SlmKit.Tests.Training.ReferenceOps;
 
@@ -71,6 +73,60 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
             x => ReferenceOps.SwiGlu(x[0], x[1]));
     }
 
+    [Theory]
+    [InlineData(true)]
+    [InlineData(false)]
+    public void LayerNorm(bool bias)
+    {
+        var rng = new Random(12);
+        double[] weight = Random(rng, 12, 2), shift = Random(rng, 12);
+        CheckOp("LayerNorm", bias ? [Random(rng, 5 * 12, 3), weight, shift] : [Random(rng, 5 * 12, 3), weight], bias ? [[5, 12], [12], [12]] : [[5, 12], [12]],
+            bias ? [true, true, true] : [true, true],
+            (t, v) => t.LayerNorm(v[0], v[1], bias ? v[2] : null, 1e-5),
+            x => ReferenceOps.LayerNorm(x[0], 5, 12, x[1], bias ? x[2] : null, 1e-5));
+    }
+
+    [Fact]
+    public void AddBias()
+    {
+        var rng = new Random(13);
+        CheckOp("AddBias", [Random(rng, 6 * 7), Random(rng, 7)], [[6, 7], [7]], [true, true],
+            (t, v) => t.AddBias(v[0], v[1]),
+            x => ReferenceOps.AddBias(x[0], x[1]));
+    }
+
+    [Theory]
+    [InlineData(ActivationKind.Silu)]
+    [InlineData(ActivationKind.GeluTanh)]
+    [InlineData(ActivationKind.GeluErf)]
+    [InlineData(ActivationKind.Relu)]
+    [InlineData(ActivationKind.SquaredRelu)]
+    public void Activation(ActivationKind kind)
+    {
+        var rng = new Random(14);
+        double[] inputs = Random(rng, 48, 4);
+        // ReLU's kink at 0: keep every input at least one finite-difference step away from it.
+        for (int i = 0; i < inputs.Length; i++)
+            inputs[i] = Math.Abs(inputs[i]) < 1e-3 ? 0.5 : inputs[i];
+        CheckOp("Activation " + kind, [inputs], [[6, 8]], [true],
+            (t, v) => t.Activation(v[0], kind),
+            x => ReferenceOps.Activation(x[0], kind));
+    }
+
+    [Theory]
+    [InlineData(RopeLayout.Normal, 6)]
+    [InlineData(RopeLayout.NeoX, 6)]
+    [InlineData(RopeLayout.Normal, 4)] // partial: 4 of 6 values per head turn
+    [InlineData(RopeLayout.NeoX, 2)]
+    public void Rope_layouts_and_partial_rotation(RopeLayout layout, int rotaryDim)
+    {
+        var rng = new Random(15);
+        // 2 sequences of 4 positions, 2 heads of 6.
+        CheckOp("Rope " + layout, [Random(rng, 8 * 12)], [[8, 12]], [true],
+            (t, v) => t.Rope(v[0], 4, 6, rotaryDim, 500.0, layout),
+            x => ReferenceOps.Rope(x[0], 8, 12, 4, 6, rotaryDim, 500.0, layout == RopeLayout.NeoX));
+    }
+
     [Fact]
     public void Add()
     {
@@ -117,8 +173,8 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
     public void Whole_two_layer_model(bool tied)
     {
         const int vocab = 13, dim = 8, layers = 2, heads = 2, kvHeads = 1, ffn = 12, batch = 2, seq = 5;
-        var config = new LlamaTrainingConfig(vocab, dim, layers, heads, kvHeads, ffn, tied);
-        var model = new TrainableLlama<double>(config, seed: 11, threadCount: 2);
+        var config = ModelPresets.Llama(vocab, dim, layers, heads, kvHeads, ffn, tied);
+        var model = new TrainableDecoder<double>(config, seed: 11, threadCount: 2);
         // Larger weights than the 0.02 initialisation, so every nonlinearity works away from its linear regime.
         var rng = new Random(9);
         var values = new Dictionary<string, double[]>();
@@ -136,14 +192,14 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
 
         model.ZeroGradients();
         double loss = model.Loss(tokens, targets, batch, seq);
-        double reference = LlamaLoss(values, vocab, dim, layers, heads, kvHeads, ffn, tied, tokens, targets, batch, seq);
+        double reference = LlamaLoss(values, vocab, dim, layers, heads, kvHeads, ffn, tied, tokens, targets, batch, seq, eps: config.NormEpsilon);
         Assert.True(Math.Abs(loss - reference) <= 1e-12 * Math.Abs(reference), $"loss {loss} vs reference {reference}");
 
         double worst = 0;
         foreach (Parameter<double> p in model.Parameters)
         {
             double[] numeric = NumericGradient(values[p.Name],
-                () => LlamaLoss(values, vocab, dim, layers, heads, kvHeads, ffn, tied, tokens, targets, batch, seq));
+                () => LlamaLoss(values, vocab, dim, layers, heads, kvHeads, ffn, tied, tokens, targets, batch, seq, eps: config.NormEpsilon));
             double error = RelativeError(p.Grad, numeric);
             worst = Math.Max(worst, error);
             Assert.True(error <= Tolerance, $"{p.Name}: relative error {error:E2}");
@@ -151,12 +207,47 @@ public sealed class GradientCheckTests(ITestOutputHelper output)
         output.WriteLine($"2-layer model (tied {tied}): loss {loss:F6}, worst relative gradient error {worst:E2} over {model.ParameterCount} parameters");
     }
 
+    /// <summary>Configs with the choices beyond Llama's, each as small as a whole-model gradient check allows.</summary>
+    public static TheoryData<string> Choices => [.. TrainableConfigs.Names.Where(n => n != "llama")];
+
+    [Theory]
+    [MemberData(nameof(Choices))]
+    public void Whole_two_layer_model_with_other_choices(string name)
+    {
+        DecoderConfig config = TrainableConfigs.Get(name);
+        var model = new TrainableDecoder<double>(config, seed: 11, threadCount: 2);
+        var values = TrainableConfigs.Randomize(model, new Random(10));
+        (int[] tokens, int[] targets) = TrainableConfigs.Batch(config.VocabSize, 2, 5);
+
+        model.ZeroGradients();
+        double loss = model.Loss(tokens, targets, 2, 5);
+        double reference = DecoderLoss(values, config, tokens, targets, 2, 5);
+        Assert.True(Math.Abs(loss - reference) <= 1e-12 * Math.Abs(reference), $"loss {loss} vs reference {reference}");
+
+        double worst = 0;
+        foreach (Parameter<double> p in model.Parameters)
+        {
+            double[] numeric = NumericGradient(values[p.Name], () => DecoderLoss(values, config, tokens, targets, 2, 5));
+            if (numeric.Max(Math.Abs) < 1e-9)
+            {
+                // The key bias with no rotation shifts every score of a row by the same q·b: softmax ignores it, so
+                // its gradient is zero and a relative error has no scale; both must be zero to rounding.
+                Assert.True(p.Grad.Max(Math.Abs) < 1e-9, $"{name} {p.Name}: gradient {p.Grad.Max(Math.Abs):E2} where the loss does not depend on it");
+                continue;
+            }
+            double error = RelativeError(p.Grad, numeric);
+            worst = Math.Max(worst, error);
+            Assert.True(error <= Tolerance, $"{name} {p.Name}: relative error {error:E2}");
+        }
+        output.WriteLine($"{name}: loss {loss:F6}, worst relative gradient error {worst:E2} over {model.ParameterCount} parameters");
+    }
+
     [Fact]
     public void Gradient_accumulation_over_micro_batches_equals_one_batch()
     {
-        var config = new LlamaTrainingConfig(11, 8, 1, 2, 2, 16);
-        var whole = new TrainableLlama<double>(config, seed: 5, threadCount: 2);
-        var split = new TrainableLlama<double>(config, seed: 5, threadCount: 2);
+        var config = ModelPresets.Llama(11, 8, 1, 2, 2, 16);
+        var whole = new TrainableDecoder<double>(config, seed: 5, threadCount: 2);
+        var split = new TrainableDecoder<double>(config, seed: 5, threadCount: 2);
         int[] tokens = [1, 2, 3, 4, 5, 6, 7, 8];
         int[] targets = [2, 3, 4, 5, 6, 7, 8, 9];
         whole.ZeroGradients();

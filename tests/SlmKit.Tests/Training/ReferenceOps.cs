@@ -1,3 +1,6 @@
+using SlmKit.Kernels;
+using SlmKit.Models;
+
 namespace SlmKit.Tests.Training;
 
 /// <summary>
@@ -157,6 +160,139 @@ internal static class ReferenceOps
         }
         double[] final = RmsNorm(x, n, dim, p["output_norm.weight"], eps);
         double[] logits = MatMul(final, n, dim, p[tied ? "token_embd.weight" : "output.weight"], vocab);
+        return CrossEntropy(logits, n, vocab, targets, -1);
+    }
+
+    public static double[] LayerNorm(double[] x, int rows, int dim, double[] w, double[]? b, double eps)
+    {
+        var y = new double[x.Length];
+        for (int r = 0; r < rows; r++)
+        {
+            double mean = 0, variance = 0;
+            for (int i = 0; i < dim; i++)
+                mean += x[r * dim + i];
+            mean /= dim;
+            for (int i = 0; i < dim; i++)
+                variance += (x[r * dim + i] - mean) * (x[r * dim + i] - mean);
+            double scale = 1 / Math.Sqrt(variance / dim + eps);
+            for (int i = 0; i < dim; i++)
+                y[r * dim + i] = (x[r * dim + i] - mean) * scale * w[i] + (b?[i] ?? 0);
+        }
+        return y;
+    }
+
+    public static double[] AddBias(double[] x, double[] b)
+    {
+        var y = new double[x.Length];
+        for (int i = 0; i < y.Length; i++)
+            y[i] = x[i] + b[i % b.Length];
+        return y;
+    }
+
+    /// <summary>The activations from their definitions: x·σ(x), ½x(1 + tanh(√(2/π)(x + 0.044715x³))), ½x(1 + erf(x/√2)), max(x, 0), max(x, 0)².</summary>
+    public static double[] Activation(double[] x, ActivationKind kind)
+    {
+        var y = new double[x.Length];
+        for (int i = 0; i < y.Length; i++)
+        {
+            double v = x[i];
+            y[i] = kind switch
+            {
+                ActivationKind.Silu => v / (1 + Math.Exp(-v)),
+                ActivationKind.GeluTanh => 0.5 * v * (1 + Math.Tanh(Math.Sqrt(2 / Math.PI) * (v + 0.044715 * v * v * v))),
+                ActivationKind.GeluErf => 0.5 * v * (1 + Erf(v / Math.Sqrt(2))),
+                ActivationKind.Relu => Math.Max(v, 0),
+                _ => Math.Max(v, 0) * Math.Max(v, 0),
+            };
+        }
+        return y;
+    }
+
+    /// <summary>erf(x) = 2/√π·e^(−x²)·Σₙ 2ⁿx^(2n+1)/(1·3·…·(2n+1)): positive terms, so no cancellation at any |x| ≤ 6.</summary>
+    private static double Erf(double x)
+    {
+        double ax = Math.Abs(x);
+        if (ax > 6)
+            return Math.Sign(x);
+        double term = ax, sum = ax;
+        for (int n = 1; n < 400; n++)
+        {
+            term *= 2 * ax * ax / (2 * n + 1);
+            sum += term;
+        }
+        return Math.Sign(x) * 2 / Math.Sqrt(Math.PI) * Math.Exp(-ax * ax) * sum;
+    }
+
+    /// <summary>
+    /// Rotary embedding of the first <paramref name="rotaryDim"/> values of each head: pair i is (2i, 2i+1) or, half-split,
+    /// (i, i + rotaryDim/2), turned by t·θ^(−2i/rotaryDim); the rest of the head is copied.
+    /// </summary>
+    public static double[] Rope(double[] x, int rows, int width, int seq, int headDim, int rotaryDim, double theta, bool halfSplit)
+    {
+        var y = (double[])x.Clone();
+        int pairs = rotaryDim / 2;
+        for (int r = 0; r < rows; r++)
+        {
+            int t = r % seq;
+            for (int h = 0; h < width / headDim; h++)
+                for (int i = 0; i < pairs; i++)
+                {
+                    double angle = t * Math.Pow(theta, -2.0 * i / rotaryDim);
+                    int a = r * width + h * headDim + (halfSplit ? i : 2 * i), b = a + (halfSplit ? pairs : 1);
+                    y[a] = x[a] * Math.Cos(angle) - x[b] * Math.Sin(angle);
+                    y[b] = x[a] * Math.Sin(angle) + x[b] * Math.Cos(angle);
+                }
+        }
+        return y;
+    }
+
+    /// <summary>
+    /// A decoder's loss from named tensors (GGUF names) for the choices of <see cref="DecoderConfig"/> the trainer runs,
+    /// written from the maths: embeddings (+ learned positions), per block norm → q/k/v (+ bias) → rotary → causal
+    /// attention → output (+ bias), joined to the residual sequentially or in parallel, an MLP gated (SwiGLU) or not,
+    /// then the final norm, the head (+ bias) and the cross-entropy.
+    /// </summary>
+    public static double DecoderLoss(IReadOnlyDictionary<string, double[]> p, DecoderConfig c, int[] tokens, int[] targets, int batch, int seq)
+    {
+        int n = batch * seq, dim = c.HiddenSize, headDim = c.ResolvedHeadDim, qWidth = c.HeadCount * headDim, kvWidth = c.KvHeadCount * headDim;
+        int ffn = c.FeedForwardSize, vocab = c.VocabSize;
+        double eps = c.NormEpsilon;
+        double[]? Get(string name) => p.TryGetValue(name, out double[]? v) ? v : null;
+        double[] Norm(double[] x, string stem) => c.Norm == NormKind.RmsNorm
+            ? RmsNorm(x, n, dim, p[stem + ".weight"], eps)
+            : LayerNorm(x, n, dim, p[stem + ".weight"], Get(stem + ".bias"), eps);
+        double[] Linear(double[] x, int inF, string stem, int outF)
+        {
+            double[] y = MatMul(x, n, inF, p[stem + ".weight"], outF);
+            return Get(stem + ".bias") is { } bias ? AddBias(y, bias) : y;
+        }
+        double[] Rotate(double[] x, int width) => c.Positions == PositionKind.Rope
+            ? Rope(x, n, width, seq, headDim, c.ResolvedRotaryDim, c.RopeTheta, c.RopeLayout == RopeLayout.NeoX)
+            : x;
+
+        double[] x = Embedding(p["token_embd.weight"], dim, tokens);
+        if (c.Positions == PositionKind.Learned)
+            x = Add(x, Embedding(p["position_embd.weight"], dim, [.. Enumerable.Range(0, n).Select(r => r % seq + c.PositionOffset)]));
+        for (int l = 0; l < c.LayerCount; l++)
+        {
+            string b = $"blk.{l}.";
+            double[] h = Norm(x, b + "attn_norm");
+            double[] q = Rotate(Linear(h, dim, b + "attn_q", qWidth), qWidth);
+            double[] k = Rotate(Linear(h, dim, b + "attn_k", kvWidth), kvWidth);
+            double[] v = Linear(h, dim, b + "attn_v", kvWidth);
+            double[] attention = Linear(Attention(q, k, v, batch, seq, c.HeadCount, c.KvHeadCount, headDim), qWidth, b + "attn_output", dim);
+            double[] MlpOf(double[] m) => Linear(
+                c.GatedFeedForward ? SwiGlu(Linear(m, dim, b + "ffn_gate", ffn), Linear(m, dim, b + "ffn_up", ffn)) : Activation(Linear(m, dim, b + "ffn_up", ffn), c.Activation),
+                ffn, b + "ffn_down", dim);
+            x = c.Residual switch
+            {
+                ResidualKind.Sequential => Add(Add(x, attention), MlpOf(Norm(Add(x, attention), b + "ffn_norm"))),
+                ResidualKind.ParallelSharedNorm => Add(Add(x, attention), MlpOf(h)),
+                _ => Add(Add(x, attention), MlpOf(Norm(x, b + "ffn_norm"))),
+            };
+        }
+        double[] final = c.FinalNorm ? Norm(x, "output_norm") : x;
+        double[] logits = c.TiedEmbeddings ? MatMul(final, n, dim, p["token_embd.weight"], vocab) : Linear(final, dim, "output", vocab);
         return CrossEntropy(logits, n, vocab, targets, -1);
     }
 

@@ -94,8 +94,8 @@ public sealed class TrainingRunTests : IDisposable
             }
             runtimeLoss /= tokens.Length - 1;
 
-            var shape = new LlamaTrainingConfig(tokenizer.VocabSize, 32, 2, 4, 2, 64);
-            var trainable = new TrainableLlama<float>(shape, 1, 1);
+            var shape = ModelPresets.Llama(tokenizer.VocabSize, 32, 2, 4, 2, 64);
+            var trainable = new TrainableDecoder<float>(shape, 1, 1);
             using (var gguf = GgufFile.Open(result.GgufPath))
             {
                 foreach (var p in trainable.Parameters)
@@ -175,7 +175,7 @@ public sealed class TrainingRunTests : IDisposable
             EvalEvery = 40, EvalBatches = 4, CheckpointEvery = 0, Seed = 5, Threads = 2,
         };
         var result = TrainingRun.Run(config);
-        var model = new TrainableLlama<float>(config.ResolveModel(512), config.Seed, 2);
+        var model = new TrainableDecoder<float>(config.ResolveModel(512).Config, config.Seed, 2);
         var corpus = new SlmKit.Training.Data.TrainingCorpus([new() { Path = text, DocumentSeparator = "\n\n" }],
             SlmModel.LoadTokenizer(tok, 512), 128, config.ValidationFraction, config.Seed);
         double before = TrainingRun.Evaluate(model, corpus.ValidationBatches(8, 4))!.Value;

@@ -1,15 +1,17 @@
+using SlmKit.Kernels;
+using SlmKit.Models;
 using SlmKit.Training;
 
 namespace SlmKit.Tests.Training;
 
-public sealed class LlamaTrainerTests(ITestOutputHelper output)
+public sealed class TrainableDecoderTests(ITestOutputHelper output)
 {
-    private static readonly LlamaTrainingConfig s_tiny = new(VocabSize: 16, Dim: 32, LayerCount: 2, HeadCount: 4, KvHeadCount: 2, FfnDim: 64);
+    private static readonly DecoderConfig s_tiny = ModelPresets.Llama(vocabSize: 16, dim: 32, layers: 2, heads: 4, kvHeads: 2, ffn: 64);
 
     [Fact]
     public void Parameters_have_the_runtime_gguf_names_and_shapes()
     {
-        var model = new TrainableLlama<float>(LlamaTrainingConfig.Stories15M with { LayerCount = 1 }, seed: 1, threadCount: 1);
+        var model = new TrainableDecoder<float>(ModelPresets.Stories15M with { LayerCount = 1 }, seed: 1, threadCount: 1);
         string[] expected =
         [
             "token_embd.weight [32000, 288]", "blk.0.attn_norm.weight [288]", "blk.0.attn_q.weight [288, 288]",
@@ -19,7 +21,7 @@ public sealed class LlamaTrainerTests(ITestOutputHelper output)
         ];
         Assert.Equal(expected, model.Parameters.Select(p => $"{p.Name} [{string.Join(", ", p.Shape)}]"));
         Assert.Null(model.Find("output.weight"));
-        var untied = new TrainableLlama<float>(s_tiny with { TiedEmbeddings = false, KvHeadCount = 1 }, seed: 1, threadCount: 1);
+        var untied = new TrainableDecoder<float>(s_tiny with { TiedEmbeddings = false, KvHeadCount = 1 }, seed: 1, threadCount: 1);
         Assert.Equal([16, 32], untied.Find("output.weight")!.Shape);
         Assert.Equal([8, 32], untied.Find("blk.1.attn_k.weight")!.Shape);
     }
@@ -27,10 +29,10 @@ public sealed class LlamaTrainerTests(ITestOutputHelper output)
     [Fact]
     public void Initialisation_follows_the_seed_and_the_residual_scaling()
     {
-        var config = new LlamaTrainingConfig(64, 64, 8, 4, 4, 256);
-        var a = new TrainableLlama<float>(config, seed: 7, threadCount: 1);
-        var b = new TrainableLlama<float>(config, seed: 7, threadCount: 1);
-        var c = new TrainableLlama<float>(config, seed: 8, threadCount: 1);
+        var config = ModelPresets.Llama(64, 64, 8, 4, 4, 256);
+        var a = new TrainableDecoder<float>(config, seed: 7, threadCount: 1);
+        var b = new TrainableDecoder<float>(config, seed: 7, threadCount: 1);
+        var c = new TrainableDecoder<float>(config, seed: 8, threadCount: 1);
         Assert.Equal(a.Find("blk.3.attn_q.weight")!.Value, b.Find("blk.3.attn_q.weight")!.Value);
         Assert.NotEqual(a.Find("blk.3.attn_q.weight")!.Value, c.Find("blk.3.attn_q.weight")!.Value);
         Assert.All(a.Find("blk.0.ffn_norm.weight")!.Value, v => Assert.Equal(1f, v));
@@ -55,8 +57,8 @@ public sealed class LlamaTrainerTests(ITestOutputHelper output)
 
         static float[][] Train(int threads, ulong seed)
         {
-            var model = new TrainableLlama<float>(s_tiny with { TiedEmbeddings = false }, seed, threads);
-            var trainer = new LlamaTrainer<float>(model, new AdamW<float>(model.Parameters, weightDecay: 0.1),
+            var model = new TrainableDecoder<float>(s_tiny with { TiedEmbeddings = false }, seed, threads);
+            var trainer = new DecoderTrainer<float>(model, new AdamW<float>(model.Parameters, weightDecay: 0.1),
                 LearningRateSchedule.WarmupCosine(1e-2, 1e-3, 2, 6), maxGradientNorm: 1.0);
             var data = new DeterministicRandomTokens(99);
             for (int step = 0; step < 4; step++)
@@ -80,12 +82,12 @@ public sealed class LlamaTrainerTests(ITestOutputHelper output)
                 // and the last position of each row, whose next token is not in the row, is ignored.
                 int at = b * 5 + t;
                 tokens[b * seq + t] = pattern[at % pattern.Length];
-                targets[b * seq + t] = t == seq - 1 ? TrainableLlama<float>.IgnoreIndex : pattern[(at + 1) % pattern.Length];
+                targets[b * seq + t] = t == seq - 1 ? TrainableDecoder<float>.IgnoreIndex : pattern[(at + 1) % pattern.Length];
             }
         }
 
-        var model = new TrainableLlama<float>(s_tiny, seed: 1, threadCount: 2);
-        var trainer = new LlamaTrainer<float>(model, new AdamW<float>(model.Parameters, beta2: 0.99, weightDecay: 0.0),
+        var model = new TrainableDecoder<float>(s_tiny, seed: 1, threadCount: 2);
+        var trainer = new DecoderTrainer<float>(model, new AdamW<float>(model.Parameters, beta2: 0.99, weightDecay: 0.0),
             LearningRateSchedule.WarmupCosine(1e-2, 1e-3, 5, 120), maxGradientNorm: 1.0);
         var batchData = new TokenBatch(tokens, targets, batch, seq);
         double first = trainer.Step(batchData).Loss;
@@ -101,7 +103,7 @@ public sealed class LlamaTrainerTests(ITestOutputHelper output)
     [Fact]
     public void Stories15M_step_keeps_activations_well_under_two_gigabytes()
     {
-        var model = new TrainableLlama<float>(LlamaTrainingConfig.Stories15M, seed: 1, threadCount: 2);
+        var model = new TrainableDecoder<float>(ModelPresets.Stories15M, seed: 1, threadCount: 2);
         var data = new DeterministicRandomTokens(5);
         TokenBatch batch = data.Batch(4, 256, 32000);
         float loss = model.Loss(batch.Tokens, batch.Targets, 4, 256);

@@ -4,7 +4,7 @@ namespace SlmKit.Training;
 
 /// <summary>One micro-batch: <see cref="BatchSize"/> sequences of <see cref="SequenceLength"/> tokens and their targets, row-major.</summary>
 /// <param name="Tokens">Input ids, [batch, seq].</param>
-/// <param name="Targets">Next-token ids, [batch, seq]; <see cref="TrainableLlama{T}.IgnoreIndex"/> skips a position.</param>
+/// <param name="Targets">Next-token ids, [batch, seq]; <see cref="TrainableDecoder{T}.IgnoreIndex"/> skips a position.</param>
 /// <param name="BatchSize">Sequences.</param>
 /// <param name="SequenceLength">Tokens per sequence.</param>
 public sealed record TokenBatch(int[] Tokens, int[] Targets, int BatchSize, int SequenceLength);
@@ -19,10 +19,10 @@ public readonly record struct TrainingStepResult(double Loss, double GradientNor
 /// The training step, top to bottom: zero the gradients, accumulate them over the micro-batches (each scaled by
 /// 1/count, so the step sees their mean), clip by global norm, take the scheduled learning rate, update.
 /// </summary>
-public sealed class LlamaTrainer<T> where T : unmanaged, IFloatingPointIeee754<T>
+public sealed class DecoderTrainer<T> where T : unmanaged, IFloatingPointIeee754<T>
 {
     /// <summary>Creates a trainer; <paramref name="maxGradientNorm"/> ≤ 0 turns clipping off.</summary>
-    public LlamaTrainer(TrainableLlama<T> model, IOptimizer<T> optimizer, LearningRateSchedule schedule, double maxGradientNorm = 1.0)
+    public DecoderTrainer(TrainableDecoder<T> model, IOptimizer<T> optimizer, LearningRateSchedule schedule, double maxGradientNorm = 1.0)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(optimizer);
@@ -34,7 +34,7 @@ public sealed class LlamaTrainer<T> where T : unmanaged, IFloatingPointIeee754<T
     }
 
     /// <summary>The model being trained.</summary>
-    public TrainableLlama<T> Model { get; }
+    public TrainableDecoder<T> Model { get; }
 
     /// <summary>The update rule.</summary>
     public IOptimizer<T> Optimizer { get; }
