@@ -337,15 +337,16 @@ public sealed unsafe class QuantizedKernelTests
             Assert.Skip($"this CPU lacks the instructions of the {path} path");
         GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
         var random = new Random((int)type * 37 + (int)path);
-        foreach (int blocks in new[] { 1, 2, 3, 5, 7, 18, 33, 8 })
+        foreach (int blocks in new[] { 1, 2, 3, 5, 7, 18, 33, 8, 15 })
         {
             int n = blocks * 32;
-            // Nine rows and ten tokens: the tile reads rows 1..8 and tokens from 1, so what is around them must not leak in.
+            // Nine rows and one token more than the tile reads on each side: it reads rows 1..8 and tokens from 1, so
+            // what is around them must not leak in.
             byte[] w = RandomBlocks(type, 9 * blocks, random);
             using var activations = new QuantizedActivations();
-            activations.Quantize(RandomFloats(10 * n, random), 10, n, superBlocks: false);
+            activations.Quantize(RandomFloats(18 * n, random), 18, n, superBlocks: false);
             long rowBytes = (long)blocks * blockBytes;
-            int tokens = blocks % 8 + 1;
+            int tokens = blocks % Avx2Dot.MaxTileTokens + 1;
             var results = new float[8 * tokens];
             fixed (byte* p = w)
             {

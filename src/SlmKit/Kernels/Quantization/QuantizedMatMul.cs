@@ -5,7 +5,7 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block; in prefill, tiles of eight rows × eight tokens (32-element block types,
+/// integer dot product scaled per block; in prefill, tiles of eight rows × sixteen tokens (32-element block types,
 /// <see cref="QuantizedDot.BestEightRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
 /// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
 /// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
