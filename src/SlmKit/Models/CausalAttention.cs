@@ -85,7 +85,14 @@ internal sealed class CausalAttention : IParallelWork
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
 
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
-        for (int j = first; j < length; j++)
+        int j0 = first;
+        if (Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0)
+        {
+            // Four keys at a time: each query vector is loaded once for four products.
+            for (; j0 + 4 <= length; j0 += 4)
+                FourDots(query, keys, j0 * kvStride + kvHead * headDim, kvStride, scores.AsSpan(j0, 4), _options.Scale);
+        }
+        for (int j = j0; j < length; j++)
             scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
         var live = scores.AsSpan(first, length - first);
         if (_options.SoftCap > 0)
@@ -100,8 +107,63 @@ internal sealed class CausalAttention : IParallelWork
 
         var output = new Span<float>(_output, t * qDim + h * headDim, headDim);
         output.Clear();
-        for (int j = first; j < length; j++)
+        j0 = first;
+        if (Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0)
+        {
+            // Four values at a time: the output is loaded and stored once for four of them.
+            for (; j0 + 4 <= length; j0 += 4)
+                AddFourScaled(values, j0 * kvStride + kvHead * headDim, kvStride, scores.AsSpan(j0, 4), output);
+        }
+        for (int j = j0; j < length; j++)
             AddScaled(new ReadOnlySpan<float>(values, j * kvStride + kvHead * headDim, headDim), scores[j], output);
+    }
+
+    /// <summary>scores[i] = scale · query · keys[at + i·stride …] for i &lt; 4; the head size is a multiple of 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void FourDots(ReadOnlySpan<float> query, float[] keys, int at, int stride, Span<float> scores, float scale)
+    {
+        int n = query.Length;
+        ref float q = ref MemoryMarshal.GetReference(query);
+        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, n));
+        ref float k1 = ref MemoryMarshal.GetReference(keys.AsSpan(at + stride, n));
+        ref float k2 = ref MemoryMarshal.GetReference(keys.AsSpan(at + 2 * stride, n));
+        ref float k3 = ref MemoryMarshal.GetReference(keys.AsSpan(at + 3 * stride, n));
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        for (nuint i = 0; i < (nuint)n; i += (nuint)Vector256<float>.Count)
+        {
+            var qv = Vector256.LoadUnsafe(ref q, i);
+            a0 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
+            a1 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
+            a2 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
+            a3 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
+        }
+        scores[0] = Vector256.Sum(a0) * scale;
+        scores[1] = Vector256.Sum(a1) * scale;
+        scores[2] = Vector256.Sum(a2) * scale;
+        scores[3] = Vector256.Sum(a3) * scale;
+    }
+
+    /// <summary>output += Σᵢ weights[i] · values[at + i·stride …] for i &lt; 4; the head size is a multiple of 8.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void AddFourScaled(float[] values, int at, int stride, ReadOnlySpan<float> weights, Span<float> output)
+    {
+        int n = output.Length;
+        ref float o = ref MemoryMarshal.GetReference(output);
+        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, n));
+        ref float v1 = ref MemoryMarshal.GetReference(values.AsSpan(at + stride, n));
+        ref float v2 = ref MemoryMarshal.GetReference(values.AsSpan(at + 2 * stride, n));
+        ref float v3 = ref MemoryMarshal.GetReference(values.AsSpan(at + 3 * stride, n));
+        var w0 = Vector256.Create(weights[0]);
+        var w1 = Vector256.Create(weights[1]);
+        var w2 = Vector256.Create(weights[2]);
+        var w3 = Vector256.Create(weights[3]);
+        for (nuint i = 0; i < (nuint)n; i += (nuint)Vector256<float>.Count)
+        {
+            var sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v0, i), w0, Vector256.LoadUnsafe(ref o, i));
+            sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v1, i), w1, sum);
+            sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v2, i), w2, sum);
+            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v3, i), w3, sum).StoreUnsafe(ref o, i);
+        }
     }
 
     // Head vectors are short (64–128 floats) and there is one product per cached position, per head and per layer, so
