@@ -159,7 +159,8 @@ internal static unsafe class QuantizedMatMul
             int tiled = tile == null ? 0 : _tokens / 4 * 4;
             float* four = stackalloc float[4];
             int r = first;
-            if (matrix.EightRowTile is var eightRows && eightRows != null)
+            var eightRows = matrix.EightRowTile;
+            if (eightRows != null)
             {
                 // Groups of eight rows while they last; the eight rows (a few KB) stay in L1 for every token.
                 for (; r + 8 <= last; r += 8)
@@ -189,7 +190,8 @@ internal static unsafe class QuantizedMatMul
 
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
-        delegate*<byte*, long, ActivationRow, int, float*, long, int, void> eightRowTile, byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
+        delegate*<byte*, long, ActivationRow, int, float*, long, int, void> eightRowTile,
+        byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
