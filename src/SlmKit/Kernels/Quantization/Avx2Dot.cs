@@ -45,7 +45,7 @@ internal static unsafe partial class Avx2Dot
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, Vector256.Load(a)), scales);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> Scales16(int first, int second) =>
+    internal static Vector256<short> Scales16(int first, int second) =>
         Vector256.Create(Vector128.Create((short)first), Vector128.Create((short)second));
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -270,7 +270,7 @@ internal static unsafe partial class Avx2Dot
     /// 16 int16 lanes: one vpmaddwd with the activation's sums of 16 gives the whole minimum term.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static Vector256<short> MinimaPerSum16(ulong mins) =>
+    internal static Vector256<short> MinimaPerSum16(ulong mins) =>
         Avx2.ConvertToVector256Int16(Ssse3.Shuffle(Vector128.CreateScalar(mins).AsByte(),
             Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
 
@@ -333,7 +333,7 @@ internal static unsafe partial class Avx2Dot
     /// from ql, the two high bits from qh.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void UnpackQ6Half(byte* x, int h, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
+    internal static void UnpackQ6Half(byte* x, int h, out Vector256<byte> u0, out Vector256<byte> u1, out Vector256<byte> u2, out Vector256<byte> u3)
     {
         var low = Vector256.Create((byte)0x0F);
         var bits45 = Vector256.Create((byte)0x30);

@@ -8,7 +8,7 @@ namespace SlmKit.Kernels.Quantization;
 /// 512-bit integer dot products (AVX-512 F/BW) for the 32-element block types: two blocks per vector. .NET 10 exposes
 /// 512-bit VNNI only through AVX10.2/AVX-VNNI-INT8, which Zen 4 lacks, so the u8·s8 dot here is vpmaddubsw + vpmaddwd.
 /// </summary>
-internal static unsafe class Avx512Dot
+internal static unsafe partial class Avx512Dot
 {
     public static bool IsSupported => Avx512BW.IsSupported && Avx512F.IsSupported && Vector512.IsHardwareAccelerated;
 

@@ -18,7 +18,7 @@ public enum QuantizedKernelPath
     /// <summary>AVX2 with AVX-VNNI's vpdpbusd for the 32-element block types.</summary>
     Vector256Vnni,
 
-    /// <summary>AVX-512 BW, two 32-element blocks per vector (32-element block types only).</summary>
+    /// <summary>AVX-512 BW: two 32-element blocks, or two 32-element groups of a K super-block, per vector.</summary>
     Vector512,
 }
 
@@ -26,7 +26,9 @@ public enum QuantizedKernelPath
 /// Chooses the dot-product kernel of a weight type. The order of preference comes from measurement on a Zen 4
 /// (AVX-512, AVX-VNNI) with SmolLM-shaped matrices (docs/performance.md): 256-bit AVX-VNNI beats 512-bit
 /// AVX-512BW for the 32-element block types (Zen 4 splits 512-bit operations in two, and vpdpbusd replaces two
-/// instructions), so Vector512 is used only where VNNI is absent.
+/// instructions), so Vector512 is used for them only where VNNI is absent. For the K types the 512-bit kernels measured
+/// 10–45 % slower than the 256-bit ones (their unpacking stays 256-bit; only the multiplies widen), so they are never
+/// preferred: they remain a tested path that <see cref="Dot"/> and the kernel benchmark can run.
 /// </summary>
 public static unsafe class QuantizedDot
 {
@@ -38,7 +40,7 @@ public static unsafe class QuantizedDot
     {
         if (IsAvailable(type, QuantizedKernelPath.Vector256Vnni))
             return QuantizedKernelPath.Vector256Vnni;
-        if (IsAvailable(type, QuantizedKernelPath.Vector512))
+        if (!BlockFormats.IsKQuant(type) && IsAvailable(type, QuantizedKernelPath.Vector512))
             return QuantizedKernelPath.Vector512;
         if (IsAvailable(type, QuantizedKernelPath.Vector256))
             return QuantizedKernelPath.Vector256;
@@ -230,6 +232,11 @@ public static unsafe class QuantizedDot
                     GgmlType.Q4_1 => &Avx512Dot.Q4_1,
                     GgmlType.Q5_0 => &Avx512Dot.Q5_0,
                     GgmlType.Q5_1 => &Avx512Dot.Q5_1,
+                    GgmlType.Q2_K => &Avx512Dot.Q2_K,
+                    GgmlType.Q3_K => &Avx512Dot.Q3_K,
+                    GgmlType.Q4_K => &Avx512Dot.Q4_K,
+                    GgmlType.Q5_K => &Avx512Dot.Q5_K,
+                    GgmlType.Q6_K => &Avx512Dot.Q6_K,
                     _ => null,
                 };
             default:
