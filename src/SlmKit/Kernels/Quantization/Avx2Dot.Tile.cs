@@ -176,7 +176,7 @@ internal static unsafe partial class Avx2Dot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> Q6Group(Vector256<byte> u0, Vector256<byte> u1, Vector256<byte> u2, Vector256<byte> u3, sbyte* q,
         Vector256<short> scale0, Vector256<short> scale1, Vector256<short> scale2, Vector256<short> scale3) =>
-        (ScaledDot(u0, q, scale0) + ScaledDot(u1, q + 32, scale1)) + (ScaledDot(u2, q + 64, scale2) + ScaledDot(u3, q + 96, scale3));
+        TwoGroups.Dot(u0, q, scale0, u1, q + 32, scale1) + TwoGroups.Dot(u2, q + 64, scale2, u3, q + 96, scale3);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Q6Step(Vector256<float> acc, Vector256<int> dots, Vector256<short> subScales, short* sums, float scale)

@@ -21,6 +21,17 @@ internal readonly struct WithAvxVnni : IDotFlavour
 }
 
 /// <summary>
+/// How the K-quant kernels multiply a pair of 32-element groups (unsigned quants · int8 activations · 16-bit sub-block
+/// scales) into 8 int32 lanes: <see cref="Avx2Dot.TwoGroups"/> at 256 bits, <see cref="Avx512Dot.OneVector"/> in one
+/// 512-bit vector. The kernels are written once over this choice.
+/// </summary>
+internal unsafe interface IGroupPairDot
+{
+    static abstract Vector256<int> Dot(Vector256<byte> first, sbyte* firstActivations, Vector256<short> firstScales,
+        Vector256<byte> second, sbyte* secondActivations, Vector256<short> secondScales);
+}
+
+/// <summary>
 /// 256-bit integer dot products (AVX2; AVX-VNNI where present). One weight block per 32-byte vector; a block's int32
 /// partial sums are scaled in float (FMA) and reduced horizontally once per row. K types follow llama.cpp's scheme:
 /// unsigned quants · int8 activations with vpmaddubsw, then vpmaddwd with the 16-element sub-block scales, and the
@@ -43,6 +54,15 @@ internal static unsafe partial class Avx2Dot
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<int> ScaledDot(Vector256<byte> u, sbyte* a, Vector256<short> scales) =>
         Avx2.MultiplyAddAdjacent(Avx2.MultiplyAddAdjacent(u, Vector256.Load(a)), scales);
+
+    /// <summary>The 256-bit way to multiply a pair of 32-element groups: two vpmaddubsw + vpmaddwd, summed.</summary>
+    internal readonly struct TwoGroups : IGroupPairDot
+    {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        public static Vector256<int> Dot(Vector256<byte> first, sbyte* firstActivations, Vector256<short> firstScales,
+            Vector256<byte> second, sbyte* secondActivations, Vector256<short> secondScales) =>
+            ScaledDot(first, firstActivations, firstScales) + ScaledDot(second, secondActivations, secondScales);
+    }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static Vector256<short> Scales16(int first, int second) =>
@@ -198,7 +218,7 @@ internal static unsafe partial class Avx2Dot
 
     public static float Q5_1<T>(byte* w, ActivationRow a, int blocks) where T : struct, IDotFlavour => OffsetDot<Q5_1Block, T>(w, a, blocks);
 
-    public static float Q2_K(byte* w, ActivationRow a, int blocks)
+    public static float Q2_K<TPair>(byte* w, ActivationRow a, int blocks) where TPair : struct, IGroupPairDot
     {
         var acc = Vector256<float>.Zero;
         float mins = 0;
@@ -215,11 +235,13 @@ internal static unsafe partial class Avx2Dot
             for (int h = 0; h < 2; h++)
             {
                 var qv = Vector256.Load(x + 16 + 32 * h).AsUInt16();
-                for (int j = 0; j < 4; j++)
+                for (int j = 0; j < 4; j += 2)
                 {
-                    var u = Vector256.ShiftRightLogical(qv, 2 * j).AsByte() & three;
                     int g = 8 * h + 2 * j;
-                    sumi += ScaledDot(u, q + 128 * h + 32 * j, Scales16(x[g] & 0xF, x[g + 1] & 0xF));
+                    sbyte* qa = q + 128 * h + 32 * j;
+                    sumi += TPair.Dot(
+                        Vector256.ShiftRightLogical(qv, 2 * j).AsByte() & three, qa, Scales16(x[g] & 0xF, x[g + 1] & 0xF),
+                        Vector256.ShiftRightLogical(qv, 2 * j + 2).AsByte() & three, qa + 32, Scales16(x[g + 2] & 0xF, x[g + 3] & 0xF));
                 }
             }
             float scale = a.Scales[b];
@@ -229,7 +251,7 @@ internal static unsafe partial class Avx2Dot
         return Vector256.Sum(acc) - mins;
     }
 
-    public static float Q3_K(byte* w, ActivationRow a, int blocks)
+    public static float Q3_K<TPair>(byte* w, ActivationRow a, int blocks) where TPair : struct, IGroupPairDot
     {
         Span<int> scales = stackalloc int[16];
         var acc = Vector256<float>.Zero;
@@ -250,12 +272,15 @@ internal static unsafe partial class Avx2Dot
             for (int h = 0; h < 2; h++)
             {
                 var qv = Vector256.Load(x + 32 + 32 * h).AsUInt16();
-                for (int j = 0; j < 4; j++)
+                for (int j = 0; j < 4; j += 2)
                 {
-                    var bit = Vector256.Create((byte)(1 << (4 * h + j)));
-                    var u = (Vector256.ShiftRightLogical(qv, 2 * j).AsByte() & three) | (Vector256.Equals(hm & bit, bit) & four);
+                    var bit0 = Vector256.Create((byte)(1 << (4 * h + j)));
+                    var bit1 = Vector256.Create((byte)(1 << (4 * h + j + 1)));
+                    var u0 = (Vector256.ShiftRightLogical(qv, 2 * j).AsByte() & three) | (Vector256.Equals(hm & bit0, bit0) & four);
+                    var u1 = (Vector256.ShiftRightLogical(qv, 2 * j + 2).AsByte() & three) | (Vector256.Equals(hm & bit1, bit1) & four);
                     int g = 8 * h + 2 * j;
-                    sumi += ScaledDot(u, q + 128 * h + 32 * j, Scales16(scales[g], scales[g + 1]));
+                    sbyte* qa = q + 128 * h + 32 * j;
+                    sumi += TPair.Dot(u0, qa, Scales16(scales[g], scales[g + 1]), u1, qa + 32, Scales16(scales[g + 2], scales[g + 3]));
                 }
             }
             float d = HalfTable.Load(x + 108) * a.Scales[b];
@@ -274,7 +299,7 @@ internal static unsafe partial class Avx2Dot
         Avx2.ConvertToVector256Int16(Ssse3.Shuffle(Vector128.CreateScalar(mins).AsByte(),
             Vector128.Create((byte)0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7)));
 
-    public static float Q4_K(byte* w, ActivationRow a, int blocks)
+    public static float Q4_K<TPair>(byte* w, ActivationRow a, int blocks) where TPair : struct, IGroupPairDot
     {
         var acc = Vector256<float>.Zero;
         var low = Vector256.Create((byte)0x0F);
@@ -287,8 +312,9 @@ internal static unsafe partial class Avx2Dot
             for (int c = 0; c < 4; c++, scales >>= 16)
             {
                 var qv = Vector256.Load(x + 16 + 32 * c);
-                sumi += ScaledDot(qv & low, q + 64 * c, Vector256.Create((short)(byte)scales));
-                sumi += ScaledDot(Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
+                sumi += TPair.Dot(
+                    qv & low, q + 64 * c, Vector256.Create((short)(byte)scales),
+                    Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
             var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
             float scale = a.Scales[b];
@@ -298,7 +324,7 @@ internal static unsafe partial class Avx2Dot
         return Vector256.Sum(acc);
     }
 
-    public static float Q5_K(byte* w, ActivationRow a, int blocks)
+    public static float Q5_K<TPair>(byte* w, ActivationRow a, int blocks) where TPair : struct, IGroupPairDot
     {
         var acc = Vector256<float>.Zero;
         var low = Vector256.Create((byte)0x0F);
@@ -317,8 +343,7 @@ internal static unsafe partial class Avx2Dot
                 var bit1 = Vector256.Create((byte)(2 << (2 * c)));
                 var u0 = (qv & low) | (Vector256.Equals(hb & bit0, bit0) & sixteen);
                 var u1 = (Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low) | (Vector256.Equals(hb & bit1, bit1) & sixteen);
-                sumi += ScaledDot(u0, q + 64 * c, Vector256.Create((short)(byte)scales));
-                sumi += ScaledDot(u1, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
+                sumi += TPair.Dot(u0, q + 64 * c, Vector256.Create((short)(byte)scales), u1, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
             var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
             float scale = a.Scales[b];
@@ -346,7 +371,7 @@ internal static unsafe partial class Avx2Dot
         u3 = (Vector256.ShiftRightLogical(q1.AsUInt16(), 4).AsByte() & low) | (Vector256.ShiftRightLogical(hh, 2).AsByte() & bits45);
     }
 
-    public static float Q6_K(byte* w, ActivationRow a, int blocks)
+    public static float Q6_K<TPair>(byte* w, ActivationRow a, int blocks) where TPair : struct, IGroupPairDot
     {
         var acc = Vector256<float>.Zero;
         for (int b = 0; b < blocks; b++)
@@ -359,8 +384,9 @@ internal static unsafe partial class Avx2Dot
             {
                 UnpackQ6Half(x, h, out var u0, out var u1, out var u2, out var u3);
                 int g = 8 * h;
-                sumi += Q6Group(u0, u1, u2, u3, q + 128 * h,
-                    Scales16(sc[g], sc[g + 1]), Scales16(sc[g + 2], sc[g + 3]), Scales16(sc[g + 4], sc[g + 5]), Scales16(sc[g + 6], sc[g + 7]));
+                sbyte* qa = q + 128 * h;
+                sumi += TPair.Dot(u0, qa, Scales16(sc[g], sc[g + 1]), u1, qa + 32, Scales16(sc[g + 2], sc[g + 3]));
+                sumi += TPair.Dot(u2, qa + 64, Scales16(sc[g + 4], sc[g + 5]), u3, qa + 96, Scales16(sc[g + 6], sc[g + 7]));
             }
             // The quants went in unsigned (0..63); the value is quant − 32: subtract 32 · Σ scale × sum of 16, in the lanes.
             var offset = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), Avx2.ConvertToVector256Int16(Vector128.Load(sc)));

@@ -27,7 +27,7 @@ public enum QuantizedKernelPath
 /// (AVX-512, AVX-VNNI) with SmolLM-shaped matrices (docs/performance.md): 256-bit AVX-VNNI beats 512-bit
 /// AVX-512BW for the 32-element block types (Zen 4 splits 512-bit operations in two, and vpdpbusd replaces two
 /// instructions), so Vector512 is used for them only where VNNI is absent. For the K types the 512-bit kernels measured
-/// 10–45 % slower than the 256-bit ones (their unpacking stays 256-bit; only the multiplies widen), so they are never
+/// 2–45 % slower than the 256-bit ones (their unpacking stays 256-bit; only the multiplies widen), so they are never
 /// preferred: they remain a tested path that <see cref="Dot"/> and the kernel benchmark can run.
 /// </summary>
 public static unsafe class QuantizedDot
@@ -85,28 +85,20 @@ public static unsafe class QuantizedDot
 
     internal static delegate*<byte*, ActivationRow, int, float*, void> TilePointer(GgmlType type, QuantizedKernelPath path) => path switch
     {
-        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => type switch
-        {
-            GgmlType.Q8_0 => &Avx2Dot.Q8_0x4<PlainAvx2>,
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x4<PlainAvx2>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x4<PlainAvx2>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x4<PlainAvx2>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x4<PlainAvx2>,
-            GgmlType.Q4_K => &Avx2Dot.Q4_Kx4,
-            GgmlType.Q6_K => &Avx2Dot.Q6_Kx4,
-            _ => null,
-        },
-        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => type switch
-        {
-            GgmlType.Q8_0 => &Avx2Dot.Q8_0x4<WithAvxVnni>,
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x4<WithAvxVnni>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x4<WithAvxVnni>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x4<WithAvxVnni>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x4<WithAvxVnni>,
-            GgmlType.Q4_K => &Avx2Dot.Q4_Kx4,
-            GgmlType.Q6_K => &Avx2Dot.Q6_Kx4,
-            _ => null,
-        },
+        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => Tile<PlainAvx2>(type),
+        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => Tile<WithAvxVnni>(type),
+        _ => null,
+    };
+
+    private static delegate*<byte*, ActivationRow, int, float*, void> Tile<T>(GgmlType type) where T : struct, IDotFlavour => type switch
+    {
+        GgmlType.Q8_0 => &Avx2Dot.Q8_0x4<T>,
+        GgmlType.Q4_0 => &Avx2Dot.Q4_0x4<T>,
+        GgmlType.Q4_1 => &Avx2Dot.Q4_1x4<T>,
+        GgmlType.Q5_0 => &Avx2Dot.Q5_0x4<T>,
+        GgmlType.Q5_1 => &Avx2Dot.Q5_1x4<T>,
+        GgmlType.Q4_K => &Avx2Dot.Q4_Kx4,
+        GgmlType.Q6_K => &Avx2Dot.Q6_Kx4,
         _ => null,
     };
 
@@ -139,23 +131,19 @@ public static unsafe class QuantizedDot
 
     internal static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTilePointer(GgmlType type, QuantizedKernelPath path) => path switch
     {
-        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => type switch
-        {
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8<PlainAvx2>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<PlainAvx2>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<PlainAvx2>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<PlainAvx2>,
-            _ => null,
-        },
-        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => type switch
-        {
-            GgmlType.Q8_0 => &Avx2Dot.Q8_0x8,
-            GgmlType.Q4_0 => &Avx2Dot.Q4_0x8<WithAvxVnni>,
-            GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<WithAvxVnni>,
-            GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<WithAvxVnni>,
-            GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<WithAvxVnni>,
-            _ => null,
-        },
+        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => EightRowTile<PlainAvx2>(type),
+        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => EightRowTile<WithAvxVnni>(type),
+        _ => null,
+    };
+
+    private static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTile<T>(GgmlType type) where T : struct, IDotFlavour => type switch
+    {
+        // Q8_0 enters as unsigned quants + 128, which only vpdpbusd's 32-bit sums take without saturating.
+        GgmlType.Q8_0 when T.Vnni => &Avx2Dot.Q8_0x8,
+        GgmlType.Q4_0 => &Avx2Dot.Q4_0x8<T>,
+        GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<T>,
+        GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<T>,
+        GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<T>,
         _ => null,
     };
 
@@ -194,36 +182,9 @@ public static unsafe class QuantizedDot
                     _ => null,
                 };
             case QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported:
-                return type switch
-                {
-                    GgmlType.Q8_0 => &Avx2Dot.Q8_0<PlainAvx2>,
-                    GgmlType.Q4_0 => &Avx2Dot.Q4_0<PlainAvx2>,
-                    GgmlType.Q4_1 => &Avx2Dot.Q4_1<PlainAvx2>,
-                    GgmlType.Q5_0 => &Avx2Dot.Q5_0<PlainAvx2>,
-                    GgmlType.Q5_1 => &Avx2Dot.Q5_1<PlainAvx2>,
-                    GgmlType.Q2_K => &Avx2Dot.Q2_K,
-                    GgmlType.Q3_K => &Avx2Dot.Q3_K,
-                    GgmlType.Q4_K => &Avx2Dot.Q4_K,
-                    GgmlType.Q5_K => &Avx2Dot.Q5_K,
-                    GgmlType.Q6_K => &Avx2Dot.Q6_K,
-                    _ => null,
-                };
+                return Avx2Kernel<PlainAvx2>(type);
             case QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported:
-                return type switch
-                {
-                    GgmlType.Q8_0 => &Avx2Dot.Q8_0<WithAvxVnni>,
-                    GgmlType.Q4_0 => &Avx2Dot.Q4_0<WithAvxVnni>,
-                    GgmlType.Q4_1 => &Avx2Dot.Q4_1<WithAvxVnni>,
-                    GgmlType.Q5_0 => &Avx2Dot.Q5_0<WithAvxVnni>,
-                    GgmlType.Q5_1 => &Avx2Dot.Q5_1<WithAvxVnni>,
-                    // The K types multiply by 16-bit sub-block scales in vpmaddwd, which VNNI does not replace.
-                    GgmlType.Q2_K => &Avx2Dot.Q2_K,
-                    GgmlType.Q3_K => &Avx2Dot.Q3_K,
-                    GgmlType.Q4_K => &Avx2Dot.Q4_K,
-                    GgmlType.Q5_K => &Avx2Dot.Q5_K,
-                    GgmlType.Q6_K => &Avx2Dot.Q6_K,
-                    _ => null,
-                };
+                return Avx2Kernel<WithAvxVnni>(type);
             case QuantizedKernelPath.Vector512 when Avx512Dot.IsSupported:
                 return type switch
                 {
@@ -232,15 +193,32 @@ public static unsafe class QuantizedDot
                     GgmlType.Q4_1 => &Avx512Dot.Q4_1,
                     GgmlType.Q5_0 => &Avx512Dot.Q5_0,
                     GgmlType.Q5_1 => &Avx512Dot.Q5_1,
-                    GgmlType.Q2_K => &Avx512Dot.Q2_K,
-                    GgmlType.Q3_K => &Avx512Dot.Q3_K,
-                    GgmlType.Q4_K => &Avx512Dot.Q4_K,
-                    GgmlType.Q5_K => &Avx512Dot.Q5_K,
-                    GgmlType.Q6_K => &Avx512Dot.Q6_K,
+                    GgmlType.Q2_K => &Avx2Dot.Q2_K<Avx512Dot.OneVector>,
+                    GgmlType.Q3_K => &Avx2Dot.Q3_K<Avx512Dot.OneVector>,
+                    GgmlType.Q4_K => &Avx2Dot.Q4_K<Avx512Dot.OneVector>,
+                    GgmlType.Q5_K => &Avx2Dot.Q5_K<Avx512Dot.OneVector>,
+                    GgmlType.Q6_K => &Avx2Dot.Q6_K<Avx512Dot.OneVector>,
                     _ => null,
                 };
             default:
                 return null;
         }
     }
+
+    /// <summary>The 256-bit kernels, with plain AVX2 or AVX-VNNI for the 32-element block types' u8·s8 dot.</summary>
+    private static delegate*<byte*, ActivationRow, int, float> Avx2Kernel<T>(GgmlType type) where T : struct, IDotFlavour => type switch
+    {
+        GgmlType.Q8_0 => &Avx2Dot.Q8_0<T>,
+        GgmlType.Q4_0 => &Avx2Dot.Q4_0<T>,
+        GgmlType.Q4_1 => &Avx2Dot.Q4_1<T>,
+        GgmlType.Q5_0 => &Avx2Dot.Q5_0<T>,
+        GgmlType.Q5_1 => &Avx2Dot.Q5_1<T>,
+        // The K types multiply by 16-bit sub-block scales in vpmaddwd, which VNNI does not replace: one kernel for both.
+        GgmlType.Q2_K => &Avx2Dot.Q2_K<Avx2Dot.TwoGroups>,
+        GgmlType.Q3_K => &Avx2Dot.Q3_K<Avx2Dot.TwoGroups>,
+        GgmlType.Q4_K => &Avx2Dot.Q4_K<Avx2Dot.TwoGroups>,
+        GgmlType.Q5_K => &Avx2Dot.Q5_K<Avx2Dot.TwoGroups>,
+        GgmlType.Q6_K => &Avx2Dot.Q6_K<Avx2Dot.TwoGroups>,
+        _ => null,
+    };
 }
