@@ -57,14 +57,28 @@ public enum ActivationKind
 public static class Activations
 {
     /// <summary>SwiGLU: gate ← SiLU(gate) · up, in place.</summary>
+    /// <remarks>
+    /// Vectorised (TensorPrimitives' sigmoid) in chunks that stay in L1: a scalar exp per element was 2–3 % of a
+    /// decode step and a serial part of every prefill step.
+    /// </remarks>
     public static void SwiGlu(Span<float> gate, ReadOnlySpan<float> up)
     {
-        for (int i = 0; i < gate.Length; i++)
+        if (up.Length < gate.Length)
+            throw new ArgumentException("up is shorter than gate", nameof(up));
+        Span<float> sigmoid = stackalloc float[Chunk];
+        for (int i = 0; i < gate.Length; i += Chunk)
         {
-            float g = gate[i];
-            gate[i] = g / (1f + MathF.Exp(-g)) * up[i];
+            int count = Math.Min(Chunk, gate.Length - i);
+            var g = gate.Slice(i, count);
+            var s = sigmoid[..count];
+            TensorPrimitives.Sigmoid(g, s);
+            TensorPrimitives.Multiply(g, s, g);
+            TensorPrimitives.Multiply(g, up.Slice(i, count), g);
         }
     }
+
+    /// <summary>Elements per pass of the chunked activations (4 KiB of floats: one stack buffer in L1).</summary>
+    private const int Chunk = 1024;
 
     /// <summary>GeGLU with the tanh GELU (Gemma): gate ← GELUtanh(gate) · up, in place.</summary>
     public static void GeGluTanh(Span<float> gate, ReadOnlySpan<float> up)
@@ -104,8 +118,13 @@ public static class Activations
                 }
                 break;
             case ActivationKind.Silu:
-                for (int i = 0; i < values.Length; i++)
-                    values[i] /= 1f + MathF.Exp(-values[i]);
+                Span<float> sigmoid = stackalloc float[Chunk];
+                for (int i = 0; i < values.Length; i += Chunk)
+                {
+                    var v = values.Slice(i, Math.Min(Chunk, values.Length - i));
+                    TensorPrimitives.Sigmoid(v, sigmoid[..v.Length]);
+                    TensorPrimitives.Multiply(v, sigmoid[..v.Length], v);
+                }
                 break;
             default:
                 throw new ArgumentOutOfRangeException(nameof(kind), kind, null);
@@ -115,8 +134,9 @@ public static class Activations
     /// <summary>Soft-capping (Gemma 2): x ← cap · tanh(x / cap), in place.</summary>
     public static void SoftCap(Span<float> values, float cap)
     {
-        for (int i = 0; i < values.Length; i++)
-            values[i] = cap * MathF.Tanh(values[i] / cap);
+        TensorPrimitives.Divide(values, cap, values);
+        TensorPrimitives.Tanh(values, values);
+        TensorPrimitives.Multiply(values, cap, values);
     }
 
     /// <summary>
@@ -142,13 +162,8 @@ public static class Activations
     public static void Softmax(Span<float> values)
     {
         float max = TensorPrimitives.Max(values);
-        float sum = 0;
-        for (int i = 0; i < values.Length; i++)
-        {
-            float e = MathF.Exp(values[i] - max);
-            values[i] = e;
-            sum += e;
-        }
-        TensorPrimitives.Multiply(values, 1f / sum, values);
+        TensorPrimitives.Subtract(values, max, values);
+        TensorPrimitives.Exp(values, values);
+        TensorPrimitives.Multiply(values, 1f / TensorPrimitives.Sum(values), values);
     }
 }

@@ -123,6 +123,33 @@ public sealed unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(1)]
+    [InlineData(1023)]
+    [InlineData(2500)]
+    public void Vectorised_swiglu_silu_and_softmax_match_double_precision_across_chunk_boundaries(int length)
+    {
+        var random = new Random(length);
+        float[] gate = Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 24 - 12)).ToArray();
+        float[] up = Enumerable.Range(0, length).Select(_ => (float)(random.NextDouble() * 4 - 2)).ToArray();
+        double[] silu = gate.Select(g => g / (1 + Math.Exp(-(double)g))).ToArray();
+        double max = gate.Max();
+        double z = gate.Sum(g => Math.Exp(g - max));
+
+        float[] swiglu = (float[])gate.Clone();
+        Activations.SwiGlu(swiglu, up);
+        float[] alone = (float[])gate.Clone();
+        Activations.Apply(ActivationKind.Silu, alone);
+        float[] softmax = (float[])gate.Clone();
+        Activations.Softmax(softmax);
+        for (int i = 0; i < length; i++)
+        {
+            Assert.Equal(silu[i] * up[i], swiglu[i], 1e-5 * (1 + Math.Abs(silu[i] * up[i])));
+            Assert.Equal(silu[i], alone[i], 1e-5 * (1 + Math.Abs(silu[i])));
+            Assert.Equal(Math.Exp(gate[i] - max) / z, softmax[i], 1e-6);
+        }
+    }
+
+    [Theory]
     [InlineData(RopeLayout.Normal)]
     [InlineData(RopeLayout.NeoX)]
     public void Rope_rotates_the_pairs_its_layout_names_by_position_times_frequency(RopeLayout layout)
