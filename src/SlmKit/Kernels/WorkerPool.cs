@@ -117,9 +117,15 @@ public sealed class WorkerPool : IDisposable
             }
 
             RunItems();
-            var spinner = new SpinWait();
-            while (Volatile.Read(ref _remaining) != 0)
-                spinner.SpinOnce(sleep1Threshold: -1);
+            // The workers are normally a fraction of a microsecond behind: wait for them with pause, not with
+            // SpinWait, whose sched_yield calls (≈ 1 µs each in a VM) made the caller notice late, once per region.
+            for (int spins = 0; Volatile.Read(ref _remaining) != 0; spins++)
+            {
+                if (spins < SpinIterationsBeforeSleep)
+                    Pause();
+                else
+                    Thread.Yield();
+            }
             _work = null;
             if (_failure is { } failure)
                 throw new AggregateException("a parallel kernel failed", failure);
