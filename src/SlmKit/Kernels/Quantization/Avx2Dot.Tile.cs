@@ -41,6 +41,7 @@ internal static unsafe partial class Avx2Dot
     }
 
     /// <summary>The four-token tile of the offset types (Q4_0, Q4_1, Q5_0, Q5_1); layout as in <see cref="Q8_0x4{T}"/>.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // kept whole, as OffsetDot (Avx2Dot.cs) explains
     private static void OffsetDot4<TBlock, T>(byte* w, ActivationRow a, int blocks, float* results)
         where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
     {
@@ -189,6 +190,7 @@ internal static unsafe partial class Avx2Dot
     internal readonly struct Q8_0AsOffsetBlock : IOffsetBlock
     {
         public static int Bytes => 34;
+        public static int IntegerOffset => -128;
 
         // vpdpbusd takes u8·s8 products into 32-bit sums, so 255·127 cannot saturate; vpmaddubsw's 16-bit pairs could,
         // which is why only the VNNI path reads Q8_0 this way.
@@ -218,6 +220,7 @@ internal static unsafe partial class Avx2Dot
     /// and each (block, token) costs one conversion and two FMAs for all eight rows instead of one of each per row. This
     /// is what llama.cpp gets from repacking weights into interleaved groups of rows, obtained from the file's own layout.
     /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)] // kept whole, as OffsetDot (Avx2Dot.cs) explains
     private static void OffsetDot8xN<TBlock, T>(byte* w, long rowBytes, ActivationRow a, int blocks, float* y, long rows, int tokens)
         where TBlock : struct, IOffsetBlock where T : struct, IDotFlavour
     {

@@ -152,5 +152,5 @@ internal static unsafe partial class Avx512Dot
     /// <summary>The activation row starting at 32-element block <paramref name="b"/>.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static ActivationRow Offset(ActivationRow a, int b) =>
-        new(a.Quants + 32 * b, a.Scales + b, a.ScaledSums + b, null);
+        new(a.Quants + 32 * b, a.Scales + b, a.ScaledSums + b, a.Sums + b, null);
 }

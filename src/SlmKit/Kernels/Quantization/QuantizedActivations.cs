@@ -8,7 +8,8 @@ namespace SlmKit.Kernels.Quantization;
 /// <list type="bullet">
 /// <item>32-element blocks (for Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 weights): <see cref="Quants"/>[i], one scale per block in
 /// <see cref="Scales"/>, and per block the scale times the sum of its quants in <see cref="ScaledSums"/> (the term
-/// that the offsets and minimums of the weight blocks multiply).</item>
+/// that the offsets and minimums of the weight blocks multiply) and the integer sum itself in <see cref="Sums"/> (for
+/// the integer offsets of Q4_0 and Q5_0, which can then enter the integer dot product).</item>
 /// <item>256-element super-blocks (for the K types, Q8_K-style): one scale per super-block and the integer sum of each
 /// 16 quants in <see cref="Sums16"/>.</item>
 /// </list>
@@ -16,17 +17,19 @@ namespace SlmKit.Kernels.Quantization;
 /// </summary>
 public readonly unsafe struct ActivationRow
 {
-    public ActivationRow(sbyte* quants, float* scales, float* scaledSums, short* sums16)
+    public ActivationRow(sbyte* quants, float* scales, float* scaledSums, int* sums, short* sums16)
     {
         Quants = quants;
         Scales = scales;
         ScaledSums = scaledSums;
+        Sums = sums;
         Sums16 = sums16;
     }
 
     public readonly sbyte* Quants;
     public readonly float* Scales;
     public readonly float* ScaledSums;
+    public readonly int* Sums;
     public readonly short* Sums16;
 }
 
@@ -36,6 +39,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
     private sbyte* _quants;
     private float* _scales;
     private float* _scaledSums;
+    private int* _sums;
     private short* _sums16;
     private long _capacity;
 
@@ -49,8 +53,8 @@ public sealed unsafe class QuantizedActivations : IDisposable
     {
         long cols = Columns;
         return SuperBlocks
-            ? new ActivationRow(_quants + t * cols, _scales + t * (cols / 256), null, _sums16 + t * (cols / 16))
-            : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), null);
+            ? new ActivationRow(_quants + t * cols, _scales + t * (cols / 256), null, null, _sums16 + t * (cols / 16))
+            : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), _sums + t * (cols / 32), null);
     }
 
     /// <summary>
@@ -81,6 +85,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
                 {
                     _scales[b] = QuantizeBlock(source, q, 32, out int sum, null);
                     _scaledSums[b] = _scales[b] * sum;
+                    _sums[b] = sum;
                 }
             }
         }
@@ -165,6 +170,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         _quants = (sbyte*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)capacity, 64);
         _scales = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 32 * sizeof(float)), 64);
         _scaledSums = (float*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 32 * sizeof(float)), 64);
+        _sums = (int*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 32 * sizeof(int)), 64);
         _sums16 = (short*)System.Runtime.InteropServices.NativeMemory.AlignedAlloc((nuint)(capacity / 16 * sizeof(short)), 64);
         _capacity = capacity;
     }
@@ -174,10 +180,12 @@ public sealed unsafe class QuantizedActivations : IDisposable
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_quants);
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scales);
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_scaledSums);
+        System.Runtime.InteropServices.NativeMemory.AlignedFree(_sums);
         System.Runtime.InteropServices.NativeMemory.AlignedFree(_sums16);
         _quants = null;
         _scales = null;
         _scaledSums = null;
+        _sums = null;
         _sums16 = null;
         _capacity = 0;
     }
