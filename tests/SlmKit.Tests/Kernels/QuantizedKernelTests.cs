@@ -492,8 +492,43 @@ public sealed unsafe class QuantizedKernelTests
                     else
                     {
                         Assert.Equal(d * sum, row.ScaledSums[b], 1e-4f);
+                        Assert.Equal(sum, row.Sums[b]);
                     }
                 }
+            }
+        }
+    }
+
+    [Theory]
+    [InlineData(GgmlType.Q8_0, 2)]
+    [InlineData(GgmlType.Q4_0, 3)]
+    [InlineData(GgmlType.Q4_K, 2)]
+    public void Decoding_gives_the_same_bits_on_any_number_of_threads(GgmlType type, int threads)
+    {
+        // Each output row is one kernel call whichever thread makes it, so a multi-threaded decode step must equal the
+        // single-threaded one exactly (three matrices in one region, ranges that do not divide evenly).
+        GgmlTypeInfo.TryGetBlockLayout(type, out int blockSize, out _);
+        var random = new Random((int)type);
+        int cols = blockSize * 4;
+        int[] rows = [1003, 77, 530];
+        var weights = rows.Select(r => RandomBlocks(type, r * cols / blockSize, random)).ToArray();
+        float[] x = RandomFloats(cols, random);
+        using var single = new WorkerPool(1);
+        using var pool = new WorkerPool(threads);
+        fixed (byte* p0 = weights[0])
+        fixed (byte* p1 = weights[1])
+        fixed (byte* p2 = weights[2])
+        {
+            var tensors = new[] { new WeightTensor("a", type, [rows[0], cols], p0, weights[0].Length),
+                new WeightTensor("b", type, [rows[1], cols], p1, weights[1].Length), new WeightTensor("c", type, [rows[2], cols], p2, weights[2].Length) };
+            var expected = rows.Select(r => new float[r]).ToArray();
+            MatMul.MultiplyShared(single, x, 1, tensors[0], expected[0], tensors[1], expected[1], tensors[2], expected[2]);
+            for (int repeat = 0; repeat < 200; repeat++)
+            {
+                var y = rows.Select(r => new float[r]).ToArray();
+                MatMul.MultiplyShared(pool, x, 1, tensors[0], y[0], tensors[1], y[1], tensors[2], y[2]);
+                for (int m = 0; m < 3; m++)
+                    Assert.Equal(expected[m], y[m]);
             }
         }
     }
