@@ -13,17 +13,22 @@ internal static class BenchCommand
         var model = CommonOptions.Model();
         var promptTokens = new Option<int>("--prompt-tokens") { Description = "Prompt length for the prefill test (pp)", DefaultValueFactory = _ => 128 };
         var genTokens = new Option<int>("--gen-tokens") { Description = "Tokens generated one at a time (tg)", DefaultValueFactory = _ => 64 };
-        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Measured repetitions (after one warm-up)", DefaultValueFactory = _ => 5 };
+        var repetitions = new Option<int>("--repetitions", "-r") { Description = "Measured repetitions (after the warm-up)", DefaultValueFactory = _ => 5 };
+        var warmUp = new Option<double>("--warmup")
+        {
+            Description = "Seconds of unmeasured full-length runs first (at least one): .NET recompiles hot code optimised only after it has run a while",
+            DefaultValueFactory = _ => Benchmark.WarmUpSeconds,
+        };
         var threads = CommonOptions.Threads();
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Measure prefill and decode tokens per second") { model, promptTokens, genTokens, repetitions, threads, json };
+        var command = new Command("bench", "Measure prefill and decode tokens per second") { model, promptTokens, genTokens, repetitions, warmUp, threads, json };
         command.SetAction(result =>
         {
             string path = CommonOptions.ModelPath(result.GetValue(model));
             int pp = result.GetValue(promptTokens), tg = result.GetValue(genTokens), reps = result.GetValue(repetitions);
             int threadCount = result.GetValue(threads) ?? Environment.ProcessorCount;
             using var slm = SlmModel.Load(path, CommonOptions.ModelOptions(null, threadCount, pp + tg + 1));
-            var measured = Benchmark.Run(slm.Model, pp, tg, reps);
+            var measured = Benchmark.Run(slm.Model, pp, tg, reps, warmUpSeconds: result.GetValue(warmUp));
             var (ppMean, ppSd) = BenchmarkResult.Summarize(measured.PrefillTokensPerSecond);
             var (tgMean, tgSd) = BenchmarkResult.Summarize(measured.DecodeTokensPerSecond);
             long size = File.Exists(path) ? new FileInfo(path).Length : Directory.EnumerateFiles(path).Sum(f => new FileInfo(f).Length);

@@ -91,7 +91,7 @@ public sealed class BenchAndPerplexityTests : IDisposable
     [Fact]
     public void Bench_reports_mean_and_sd_as_a_table_and_as_json()
     {
-        var (code, output, error) = Run("bench", "--model", Stories, "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--threads", "2", "--json");
+        var (code, output, error) = Run("bench", "--model", Stories, "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--warmup", "0", "--threads", "2", "--json");
         Assert.True(code == 0, error);
         using var json = JsonDocument.Parse(output);
         var root = json.RootElement;
@@ -100,11 +100,16 @@ public sealed class BenchAndPerplexityTests : IDisposable
         Assert.True(root.GetProperty("peak_memory_bytes").GetInt64() > 0);
         Assert.Equal(2, root.GetProperty("repetitions").GetInt32());
 
-        (code, output, _) = Run("bench", "--model", Stories, "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--threads", "1");
+        (code, output, _) = Run("bench", "--model", Stories, "--prompt-tokens", "16", "--gen-tokens", "8", "--repetitions", "2", "--warmup", "0", "--threads", "1");
         Assert.Equal(0, code);
         Assert.Matches(@"\| pp16 \| [\d.]+ ± [\d.]+ \|", output);
         Assert.Matches(@"\| tg8 \| [\d.]+ ± [\d.]+ \|", output);
         Assert.Contains("peak memory", output);
+
+        (code, _, error) = Run("bench", "--model", Stories, "--warmup", "-1");
+        Assert.NotEqual(0, code);
+        Assert.Contains("warm-up must be 0 seconds or more", error);
+        Assert.DoesNotContain("   at ", error);
     }
 
     public void Dispose() => Directory.Delete(_folder, recursive: true);
