@@ -41,8 +41,6 @@ public static class Program
         }
 
         var total = Stopwatch.StartNew();
-        double bandwidth = MemoryBandwidth.MeasureGBps(threads);
-        Console.Error.WriteLine($"memory read bandwidth ({threads} threads): {bandwidth:F1} GB/s");
 
         var rows = new List<Row>();
         var random = new Random(7);
@@ -69,11 +67,11 @@ public static class Program
                 }
                 rows.Add(Measure(shape, type, path, prompt, genTokens, repetitions, threads));
                 var r = rows[^1];
-                Console.Error.WriteLine($"{shape.Name} {type}: prefill {r.SlmPrefill:F0} vs {r.LlamaPrefill:F0}, decode {r.SlmDecode:F1} vs {r.LlamaDecode:F1} tok/s");
+                Console.Error.WriteLine($"{shape.Name} {type}: prefill {r.SlmPrefill:F0} vs {r.LlamaPrefill:F0}, decode {r.SlmDecode:F1} vs {r.LlamaDecode:F1} tok/s, bandwidth {r.Bandwidth:F1} GB/s");
             }
         }
 
-        string table = Table(rows, bandwidth, threads, promptTokens, genTokens, repetitions);
+        string table = Table(rows, threads, promptTokens, genTokens, repetitions);
         Console.WriteLine(table);
         Console.Error.WriteLine($"total {total.Elapsed.TotalSeconds:F0} s");
         if (docs is not null)
@@ -82,7 +80,7 @@ public static class Program
     }
 
     private sealed record Row(string Model, string Type, long FileBytes, long TensorBytes,
-        double SlmPrefill, double LlamaPrefill, double SlmDecode, double LlamaDecode);
+        double SlmPrefill, double LlamaPrefill, double SlmDecode, double LlamaDecode, double Bandwidth);
 
     private static double Median(List<double> values)
     {
@@ -108,6 +106,10 @@ public static class Program
                 engine.Run(prompt, generate);
             while (warmUp.Elapsed.TotalSeconds < SlmKit.Inference.Benchmark.WarmUpSeconds);
         }
+        // The bandwidth limit is measured for each row, after the warm-up and just before the timed runs: this shared
+        // machine's speed drifts by tens of percent over minutes, and one figure from the start of a run would set
+        // the later rows against a different machine.
+        double bandwidth = MemoryBandwidth.MeasureGBps(threads);
         var sp = new List<double>();
         var sd = new List<double>();
         var lp = new List<double>();
@@ -131,23 +133,24 @@ public static class Program
             lp.Add(b.PrefillTokensPerSecond);
             ld.Add(b.DecodeTokensPerSecond);
         }
-        return new Row(shape.Name, type, new FileInfo(path).Length, tensorBytes, Median(sp), Median(lp), Median(sd), Median(ld));
+        return new Row(shape.Name, type, new FileInfo(path).Length, tensorBytes, Median(sp), Median(lp), Median(sd), Median(ld), bandwidth);
     }
 
-    private static string Table(List<Row> rows, double bandwidth, int threads, int prompt, int generate, int repetitions)
+    private static string Table(List<Row> rows, int threads, int prompt, int generate, int repetitions)
     {
         var s = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
-        s.AppendLine(c, $"Memory read bandwidth: {bandwidth:F1} GB/s ({threads} threads). {threads} threads per engine, prefill {prompt} tokens in one batch, " +
-            $"decode {generate} tokens greedily; medians of {repetitions} alternating runs after a warm-up. Decode limit = bandwidth ÷ weight bytes read per token.");
+        s.AppendLine(c, $"{threads} threads per engine, prefill {prompt} tokens in one batch, decode {generate} tokens greedily; medians of " +
+            $"{repetitions} alternating runs after a warm-up. Bandwidth: memory read bandwidth measured just before each row's runs " +
+            $"({threads} threads summing a 1 GiB buffer, best of 5 passes). Decode limit = bandwidth ÷ weight bytes read per token.");
         s.AppendLine();
-        s.AppendLine("| model | type | file MB | prefill SlmKit | prefill llama.cpp | ratio | decode SlmKit | decode llama.cpp | ratio | decode limit | SlmKit % of limit | llama.cpp % of limit |");
-        s.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        s.AppendLine("| model | type | file MB | prefill SlmKit | prefill llama.cpp | ratio | decode SlmKit | decode llama.cpp | ratio | bandwidth GB/s | decode limit | SlmKit % of limit | llama.cpp % of limit |");
+        s.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
         foreach (var r in rows)
         {
-            double limit = bandwidth * 1e9 / r.TensorBytes;
+            double limit = r.Bandwidth * 1e9 / r.TensorBytes;
             s.AppendLine(c, $"| {r.Model} | {r.Type} | {r.FileBytes / 1e6:F0} | {r.SlmPrefill:F0} | {r.LlamaPrefill:F0} | {r.SlmPrefill / r.LlamaPrefill:F2}× | " +
-                $"{r.SlmDecode:F1} | {r.LlamaDecode:F1} | {r.SlmDecode / r.LlamaDecode:F2}× | {limit:F0} | {r.SlmDecode / limit:P0} | {r.LlamaDecode / limit:P0} |");
+                $"{r.SlmDecode:F1} | {r.LlamaDecode:F1} | {r.SlmDecode / r.LlamaDecode:F2}× | {r.Bandwidth:F1} | {limit:F0} | {r.SlmDecode / limit:P0} | {r.LlamaDecode / limit:P0} |");
         }
         return s.ToString();
     }
