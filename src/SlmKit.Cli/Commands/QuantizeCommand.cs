@@ -15,7 +15,7 @@ internal static class QuantizeCommand
     {
         var input = new Argument<string>("input") { Description = "Source model: an F32, F16 or BF16 GGUF file, or a Hugging Face Llama folder (config.json, *.safetensors, tokenizer.json)" };
         var output = new Argument<string>("output") { Description = "Quantized GGUF to write (written to a temporary file, renamed at the end)" };
-        var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q4_K_M, Q5_K_M or Q6_K", Required = true };
+        var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q4_K_M, Q5_K_M, Q6_K, or F16, BF16, F32 (a plain conversion)", Required = true };
         var threads = CommonOptions.Threads();
         var command = new Command("quantize", "Quantize a GGUF model (llama.cpp-compatible types and mixes)") { input, output, type, threads };
         command.SetAction(result =>

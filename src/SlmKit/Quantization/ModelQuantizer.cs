@@ -93,8 +93,9 @@ public static class ModelQuantizer
             }
             else if (GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
             {
-                // Unquantized: 1-D tensors become F32 (as llama.cpp's converters write them); an F16 fallback stays F16.
-                type = planned == GgmlType.F16 ? GgmlType.F16 : dimensions.Length < 2 ? GgmlType.F32 : tensor.Type;
+                // Unquantized: a float type the plan chose (a float target, or the F16 fallback) is written as such;
+                // otherwise 1-D tensors become F32 (as llama.cpp's converters write them) and the rest keep their type.
+                type = planned is GgmlType.F16 or GgmlType.BF16 or GgmlType.F32 ? planned.Value : dimensions.Length < 2 ? GgmlType.F32 : tensor.Type;
                 float[] widened = Widen(tensor);
                 if (type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
                     writer.AddTensor(tensor.Name, dimensions, widened, type);

@@ -1,3 +1,4 @@
+using SlmKit.Kernels.Quantization;
 using SlmKit.Tensors;
 
 namespace SlmKit.Quantization;
@@ -14,12 +15,22 @@ public enum QuantizationTarget
     Q4_K_M,
     Q5_K_M,
     Q6_K,
+
+    /// <summary>Every matrix in half precision (llama-quantize's F16: a plain conversion, no special cases).</summary>
+    F16,
+
+    /// <summary>Every matrix in bfloat16.</summary>
+    BF16,
+
+    /// <summary>Every matrix in single precision (widens a quantized or half-precision file).</summary>
+    F32,
 }
 
 /// <summary>
 /// Which type each tensor gets, following llama.cpp's llama_tensor_get_type (no imatrix, default options), so files
 /// match llama-quantize's tensor by tensor:
 /// <list type="bullet">
+/// <item>The float targets (F16, BF16, F32) give every matrix that type.</item>
 /// <item>1-D tensors (norms, biases) and tensors whose name does not end in "weight" stay unquantized (F32).</item>
 /// <item>The output head (output.weight, or token_embd.weight when the embeddings are tied) becomes Q6_K unless the target is
 /// Q8_0 (then Q8_0), or Q8_0 when its rows are not a whole number of the target's blocks.</item>
@@ -70,6 +81,9 @@ public sealed class QuantizationPlan
         QuantizationTarget.Q4_K_M => 15,
         QuantizationTarget.Q5_K_M => 17,
         QuantizationTarget.Q6_K => 18,
+        QuantizationTarget.F32 => 0,
+        QuantizationTarget.F16 => 1,
+        QuantizationTarget.BF16 => 32,
         _ => throw new ArgumentOutOfRangeException(nameof(target)),
     };
 
@@ -85,6 +99,9 @@ public sealed class QuantizationPlan
         QuantizationTarget.Q4_K_M => GgmlType.Q4_K,
         QuantizationTarget.Q5_K_M => GgmlType.Q5_K,
         QuantizationTarget.Q6_K => GgmlType.Q6_K,
+        QuantizationTarget.F16 => GgmlType.F16,
+        QuantizationTarget.BF16 => GgmlType.BF16,
+        QuantizationTarget.F32 => GgmlType.F32,
         _ => throw new ArgumentOutOfRangeException(nameof(target)),
     };
 
@@ -108,6 +125,9 @@ public sealed class QuantizationPlan
             return null;
         long rowLength = dimensions[^1];
         GgmlType type = BaseType(_target);
+        // A float target is a plain conversion: llama.cpp applies its per-tensor rules only to quantized types.
+        if (!BlockFormats.IsQuantized(type))
+            return type;
         bool mix = _target is QuantizationTarget.Q4_K_M or QuantizationTarget.Q5_K_M;
 
         if (name == "output.weight" || (!_hasOutput && name == "token_embd.weight"))
