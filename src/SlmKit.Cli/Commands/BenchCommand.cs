@@ -16,7 +16,7 @@ internal static class BenchCommand
         var repetitions = new Option<int>("--repetitions", "-r") { Description = "Measured repetitions (after the warm-up)", DefaultValueFactory = _ => 5 };
         var warmUp = new Option<double>("--warmup")
         {
-            Description = "Seconds of unmeasured full-length runs first (at least one): .NET recompiles hot code optimised only after it has run a while",
+            Description = "Seconds of unmeasured full-length runs first, at least one: page cache and buffers settle (and, where .NET's tiered JIT is on, as in applications that embed SlmKit, hot code is optimised only after a while)",
             DefaultValueFactory = _ => Benchmark.WarmUpSeconds,
         };
         var threads = CommonOptions.Threads();
