@@ -118,29 +118,11 @@ public static class ModelExport
     /// <summary>llama.cpp's metadata for the config: {arch}.* sizes, norm ε, rotary settings, vocabulary size.</summary>
     private static void SetGgufMetadata(GgufWriter writer, TrainingArchitecture architecture, string name)
     {
-        DecoderConfig c = architecture.Config;
         string a = architecture.Family.GgufArchitectures[0];
-        bool rope = c.Positions == PositionKind.Rope;
         writer.Set("general.architecture", a);
         writer.Set("general.name", name);
         writer.Set("general.file_type", 0u);
-        writer.Set($"{a}.context_length", (uint)c.ContextLength);
-        writer.Set($"{a}.embedding_length", (uint)c.HiddenSize);
-        writer.Set($"{a}.block_count", (uint)c.LayerCount);
-        writer.Set($"{a}.feed_forward_length", (uint)c.FeedForwardSize);
-        if (rope)
-            writer.Set($"{a}.rope.dimension_count", (uint)c.ResolvedRotaryDim);
-        writer.Set($"{a}.attention.head_count", (uint)c.HeadCount);
-        writer.Set($"{a}.attention.head_count_kv", (uint)c.KvHeadCount);
-        if (c.ResolvedHeadDim != c.HiddenSize / c.HeadCount)
-        {
-            writer.Set($"{a}.attention.key_length", (uint)c.ResolvedHeadDim);
-            writer.Set($"{a}.attention.value_length", (uint)c.ResolvedHeadDim);
-        }
-        writer.Set(c.Norm == NormKind.RmsNorm ? $"{a}.attention.layer_norm_rms_epsilon" : $"{a}.attention.layer_norm_epsilon", c.NormEpsilon);
-        if (rope)
-            writer.Set($"{a}.rope.freq_base", c.RopeTheta);
-        writer.Set($"{a}.vocab_size", (uint)c.VocabSize);
+        GgufDecoderMetadata.Write(writer, a, architecture.Config);
     }
 
     /// <summary>transformers' config.json for the config, in the family's own field names.</summary>

@@ -71,31 +71,12 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (config.RopeScaling is not null && config.RopeScaling.Type != "linear")
             throw new ModelFileException(configPath, $"rope scaling '{config.RopeScaling.Type}' cannot be written to GGUF by this converter yet");
         Tokenizer tokenizer = Tokenizer.FromHuggingFace(folder);
-        int headDim = config.HeadDim > 0 ? config.HeadDim : config.HiddenSize / config.HeadCount;
+        int headDim = config.ResolvedHeadDim;
 
         var writer = new GgufWriter();
         writer.Set("general.architecture", "llama");
         writer.Set("general.name", Path.GetFileName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)));
-        writer.Set("llama.context_length", (uint)config.ContextLength);
-        writer.Set("llama.embedding_length", (uint)config.HiddenSize);
-        writer.Set("llama.block_count", (uint)config.LayerCount);
-        writer.Set("llama.feed_forward_length", (uint)config.FeedForwardSize);
-        writer.Set("llama.rope.dimension_count", (uint)headDim);
-        writer.Set("llama.attention.head_count", (uint)config.HeadCount);
-        writer.Set("llama.attention.head_count_kv", (uint)config.KvHeadCount);
-        if (headDim != config.HiddenSize / config.HeadCount)
-        {
-            writer.Set("llama.attention.key_length", (uint)headDim);
-            writer.Set("llama.attention.value_length", (uint)headDim);
-        }
-        writer.Set("llama.attention.layer_norm_rms_epsilon", config.NormEpsilon);
-        writer.Set("llama.rope.freq_base", config.RopeTheta);
-        if (config.RopeScaling is { Type: "linear" } linear)
-        {
-            writer.Set("llama.rope.scaling.type", "linear");
-            writer.Set("llama.rope.scaling.factor", linear.Factor);
-        }
-        writer.Set("llama.vocab_size", (uint)config.VocabSize);
+        GgufDecoderMetadata.Write(writer, "llama", config);
         tokenizer.WriteGgufMetadata(writer);
 
         var weights = SafeTensorsModel.Open(folder);
