@@ -234,7 +234,8 @@ public sealed unsafe class GgufFile : IWeightSource
     private static bool IsInteger(GgufValueType t) => t is GgufValueType.UInt8 or GgufValueType.Int8 or GgufValueType.UInt16
         or GgufValueType.Int16 or GgufValueType.UInt32 or GgufValueType.Int32 or GgufValueType.UInt64 or GgufValueType.Int64;
 
-    private static bool TryAsInteger(object value, out long result)
+    /// <summary>A metadata value of any integer width as a long; false for other kinds and uint64s above long.MaxValue.</summary>
+    internal static bool TryAsInteger(object value, out long result)
     {
         switch (value)
         {

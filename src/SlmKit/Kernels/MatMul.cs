@@ -14,7 +14,6 @@ namespace SlmKit.Kernels;
 /// </summary>
 public static unsafe class MatMul
 {
-
     [ThreadStatic] private static MatMulWork? t_work;
     [ThreadStatic] private static float[]? t_rowBuffer;
 

@@ -96,9 +96,8 @@ public static class ModelQuantizer
                 // Unquantized: a float type the plan chose (a float target, or the F16 fallback) is written as such;
                 // otherwise 1-D tensors become F32 (as llama.cpp's converters write them) and the rest keep their type.
                 type = planned is GgmlType.F16 or GgmlType.BF16 or GgmlType.F32 ? planned.Value : dimensions.Length < 2 ? GgmlType.F32 : tensor.Type;
-                float[] widened = Widen(tensor);
                 if (type is GgmlType.F32 or GgmlType.F16 or GgmlType.BF16)
-                    writer.AddTensor(tensor.Name, dimensions, widened, type);
+                    writer.AddTensor(tensor.Name, dimensions, Widen(tensor), type);
                 else
                     writer.AddTensor(tensor.Name, type, dimensions, tensor.Bytes);
                 outputTotal += GgmlTypeInfo.TryGetByteSize(type, tensor.ElementCount, dimensions.Length == 0 ? 1 : dimensions[^1]) ?? 0;
@@ -119,18 +118,7 @@ public static class ModelQuantizer
     }
 
     /// <summary>An integer metadata value of any width, or null.</summary>
-    private static long? Integer(object? value) => value switch
-    {
-        byte v => v,
-        sbyte v => v,
-        ushort v => v,
-        short v => v,
-        uint v => v,
-        int v => v,
-        long v => v,
-        ulong v when v <= long.MaxValue => (long)v,
-        _ => null,
-    };
+    private static long? Integer(object? value) => value is not null && GgufFile.TryAsInteger(value, out long result) ? result : null;
 
     private static unsafe float[] Widen(WeightTensor tensor)
     {

@@ -18,28 +18,18 @@ internal static unsafe class QuantizedMatMul
     [ThreadStatic] private static QuantizedActivations? t_activations;
     [ThreadStatic] private static Work? t_work;
 
-    private static readonly nint[] s_kernels = BuildKernelTable(tiles: false);
-    private static readonly nint[] s_tiles = BuildKernelTable(tiles: true);
-    private static readonly nint[] s_eightRowTiles = BuildEightRowTable();
+    private static readonly nint[] s_kernels = Table(type => (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type)));
+    private static readonly nint[] s_tiles = Table(type => (nint)QuantizedDot.BestTile(type));
+    private static readonly nint[] s_eightRowTiles = Table(type => (nint)QuantizedDot.BestEightRowTile(type));
 
-    private static nint[] BuildKernelTable(bool tiles)
+    /// <summary>A function pointer per quantized type, indexed by the type's number (zero where there is none).</summary>
+    private static nint[] Table(Func<GgmlType, nint> choose)
     {
         var table = new nint[64];
         foreach (GgmlType type in Enum.GetValues<GgmlType>())
         {
             if (BlockFormats.IsQuantized(type))
-                table[(int)type] = tiles ? (nint)QuantizedDot.BestTile(type) : (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type));
-        }
-        return table;
-    }
-
-    private static nint[] BuildEightRowTable()
-    {
-        var table = new nint[64];
-        foreach (GgmlType type in Enum.GetValues<GgmlType>())
-        {
-            if (BlockFormats.IsQuantized(type))
-                table[(int)type] = (nint)QuantizedDot.BestEightRowTile(type);
+                table[(int)type] = choose(type);
         }
         return table;
     }
