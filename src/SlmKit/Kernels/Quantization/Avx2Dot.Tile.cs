@@ -179,6 +179,7 @@ internal static unsafe partial class Avx2Dot
         Vector256<short> scale0, Vector256<short> scale1, Vector256<short> scale2, Vector256<short> scale3) =>
         TwoGroups.Dot(u0, q, scale0, u1, q + 32, scale1) + TwoGroups.Dot(u2, q + 64, scale2, u3, q + 96, scale3);
 
+    /// <summary>acc + scale·(Σdots − 32·Σ(sub-block scale × sum of 16)), in vector lanes: Q6_K's −32 offset applied in integers.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static Vector256<float> Q6Step(Vector256<float> acc, Vector256<int> dots, Vector256<short> subScales, short* sums, float scale)
     {

@@ -353,10 +353,7 @@ internal static unsafe partial class Avx2Dot
                     qv & low, q + 64 * c, Vector256.Create((short)(byte)scales),
                     Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
-            var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
-            float scale = a.Scales[b];
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi), Vector256.Create(HalfTable.Load(x) * scale), acc);
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(minTerm), Vector256.Create(-HalfTable.Load(x + 2) * scale), acc);
+            acc = KStep(acc, sumi, MinimaPerSum16(mins), a.Sums16 + 16 * b, HalfTable.Load(x), HalfTable.Load(x + 2), a.Scales[b]);
         }
         return Vector256.Sum(acc);
     }
@@ -382,10 +379,7 @@ internal static unsafe partial class Avx2Dot
                 var u1 = (Vector256.ShiftRightLogical(qv.AsUInt16(), 4).AsByte() & low) | (Vector256.Equals(hb & bit1, bit1) & sixteen);
                 sumi += TPair.Dot(u0, q + 64 * c, Vector256.Create((short)(byte)scales), u1, q + 64 * c + 32, Vector256.Create((short)(byte)(scales >> 8)));
             }
-            var minTerm = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), MinimaPerSum16(mins));
-            float scale = a.Scales[b];
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi), Vector256.Create(HalfTable.Load(x) * scale), acc);
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(minTerm), Vector256.Create(-HalfTable.Load(x + 2) * scale), acc);
+            acc = KStep(acc, sumi, MinimaPerSum16(mins), a.Sums16 + 16 * b, HalfTable.Load(x), HalfTable.Load(x + 2), a.Scales[b]);
         }
         return Vector256.Sum(acc);
     }
@@ -426,9 +420,7 @@ internal static unsafe partial class Avx2Dot
                 sumi += TPair.Dot(u2, qa + 64, Scales16(sc[g + 4], sc[g + 5]), u3, qa + 96, Scales16(sc[g + 6], sc[g + 7]));
             }
             // The quants went in unsigned (0..63); the value is quant − 32: subtract 32 · Σ scale × sum of 16, in the lanes.
-            var offset = Avx2.MultiplyAddAdjacent(Vector256.Load(a.Sums16 + 16 * b), Avx2.ConvertToVector256Int16(Vector128.Load(sc)));
-            float d = HalfTable.Load(x + 208) * a.Scales[b];
-            acc = Fma.MultiplyAdd(Vector256.ConvertToSingle(sumi - Vector256.ShiftLeft(offset, 5)), Vector256.Create(d), acc);
+            acc = Q6Step(acc, sumi, Avx2.ConvertToVector256Int16(Vector128.Load(sc)), a.Sums16 + 16 * b, HalfTable.Load(x + 208) * a.Scales[b]);
         }
         return Vector256.Sum(acc);
     }
