@@ -1,3 +1,4 @@
+using System.Buffers.Binary;
 using SlmKit.Kernels;
 using SlmKit.Kernels.Quantization;
 using SlmKit.Tensors;
@@ -320,51 +321,90 @@ public sealed unsafe class QuantizedKernelTests
         return data;
     }
 
-    public static TheoryData<GgmlType, QuantizedKernelPath> EightRowTilesAndPaths()
+    public static TheoryData<GgmlType, QuantizedKernelPath> RowTilesAndPaths()
     {
         var data = WithAvx2Paths(GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1);
         // Q8_0's eight-row tile exists on the VNNI path only: its quants go in as unsigned (+128), and 255 · 127 pairs
         // would saturate the 16-bit sums of plain AVX2's vpmaddubsw.
         data.Add(GgmlType.Q8_0, QuantizedKernelPath.Vector256Vnni);
+        foreach (var type in (GgmlType[])[GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1])
+            data.Add(type, QuantizedKernelPath.Vector512);
         return data;
     }
 
     [Theory]
-    [MemberData(nameof(EightRowTilesAndPaths))]
-    public void An_eight_row_prefill_tile_equals_the_scalar_dots_for_every_token_count(GgmlType type, QuantizedKernelPath path)
+    [MemberData(nameof(RowTilesAndPaths))]
+    public void A_row_prefill_tile_equals_the_scalar_dots_for_every_token_count(GgmlType type, QuantizedKernelPath path)
     {
-        if (QuantizedDot.EightRowTilePointer(type, path) == null)
+        int rows = QuantizedDot.RowTileRows(type, path);
+        if (rows == 0)
             Assert.Skip($"this CPU lacks the instructions of the {path} path");
         GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
         var random = new Random((int)type * 37 + (int)path);
         foreach (int blocks in new[] { 1, 2, 3, 5, 7, 18, 33, 8, 15 })
         {
             int n = blocks * 32;
-            // Nine rows and one token more than the tile reads on each side: it reads rows 1..8 and tokens from 1, so
-            // what is around them must not leak in.
-            byte[] w = RandomBlocks(type, 9 * blocks, random);
+            // One row and one token more than the tile reads on each side: it reads rows 1..rows and tokens from 1, so
+            // what is around them must not leak in. Token counts cover 1…64 across the block counts.
+            int tokens = blocks * 7 % 64 + 1;
+            byte[] w = RandomBlocks(type, (rows + 1) * blocks, random);
             using var activations = new QuantizedActivations();
-            activations.Quantize(RandomFloats(18 * n, random), 18, n, superBlocks: false);
-            long rowBytes = (long)blocks * blockBytes;
-            int tokens = blocks % Avx2Dot.MaxTileTokens + 1;
-            var results = new float[8 * tokens];
-            fixed (byte* p = w)
+            activations.Quantize(RandomFloats((tokens + 2) * n, random), tokens + 2, n, superBlocks: false);
+            AssertRowTileEqualsScalar(type, path, rows, w, activations, blocks, tokens);
+        }
+    }
+
+    [Theory]
+    [MemberData(nameof(RowTilesAndPaths))]
+    public void A_row_prefill_tile_does_not_saturate_at_the_largest_quants_and_activations(GgmlType type, QuantizedKernelPath path)
+    {
+        // Every quant at its maximum and every activation at ±127: the largest sums the tiles' 16-bit lanes see.
+        int rows = QuantizedDot.RowTileRows(type, path);
+        if (rows == 0)
+            Assert.Skip($"this CPU lacks the instructions of the {path} path");
+        GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
+        const int blocks = 3, tokens = 2;
+        // Every quant bit set (Q8_0: +127), scales and minimums 1.0.
+        var w = new byte[(rows + 1) * blocks * blockBytes];
+        Array.Fill(w, type == GgmlType.Q8_0 ? (byte)0x7F : (byte)0xFF);
+        int halves = type is GgmlType.Q4_1 or GgmlType.Q5_1 ? 2 : 1;
+        for (int b = 0; b < w.Length / blockBytes; b++)
+        {
+            for (int h = 0; h < halves; h++)
+                BinaryPrimitives.WriteUInt16LittleEndian(w.AsSpan(b * blockBytes + 2 * h), BitConverter.HalfToUInt16Bits((Half)1f));
+        }
+        foreach (float sign in new[] { 1f, -1f })
+        {
+            var x = new float[(tokens + 2) * blocks * 32];
+            Array.Fill(x, sign * 3f);
+            using var activations = new QuantizedActivations();
+            activations.Quantize(x, tokens + 2, blocks * 32, superBlocks: false);
+            AssertRowTileEqualsScalar(type, path, rows, w, activations, blocks, tokens);
+        }
+    }
+
+    private static void AssertRowTileEqualsScalar(GgmlType type, QuantizedKernelPath path, int rows, byte[] w, QuantizedActivations activations, int blocks, int tokens)
+    {
+        GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
+        int n = blocks * 32;
+        long rowBytes = (long)blocks * blockBytes;
+        var results = new float[rows * tokens];
+        fixed (byte* p = w)
+        {
+            QuantizedDot.DotRows(type, path, p + rowBytes, rowBytes, activations.Row(1), blocks, tokens, results);
+            for (int i = 0; i < rows; i++)
             {
-                QuantizedDot.Dot8(type, path, p + rowBytes, rowBytes, activations.Row(1), blocks, tokens, results);
-                for (int i = 0; i < 8; i++)
+                byte* row = p + (1 + i) * rowBytes;
+                float[] deq = Dequantize(type, w.AsSpan((int)((1 + i) * rowBytes), (int)rowBytes).ToArray(), n);
+                for (int k = 0; k < tokens; k++)
                 {
-                    byte* row = p + (1 + i) * rowBytes;
-                    float[] deq = Dequantize(type, w.AsSpan((int)((1 + i) * rowBytes), (int)rowBytes).ToArray(), n);
-                    for (int k = 0; k < tokens; k++)
-                    {
-                        var activation = activations.Row(1 + k);
-                        double bound = 0;
-                        for (int j = 0; j < n; j++)
-                            bound += Math.Abs(deq[j] * activation.Quants[j] * activation.Scales[j / 32]);
-                        float expected = QuantizedDot.Dot(type, QuantizedKernelPath.Scalar, row, activation, blocks);
-                        Assert.True(Math.Abs(expected - results[k * 8 + i]) <= 1e-5 * bound + 1e-6,
-                            $"{type} {path} blocks={blocks} row {i} token {k}: {results[k * 8 + i]} vs scalar {expected} (bound {bound})");
-                    }
+                    var activation = activations.Row(1 + k);
+                    double bound = 0;
+                    for (int j = 0; j < n; j++)
+                        bound += Math.Abs(deq[j] * activation.Quants[j] * activation.Scales[j / 32]);
+                    float expected = QuantizedDot.Dot(type, QuantizedKernelPath.Scalar, row, activation, blocks);
+                    Assert.True(Math.Abs(expected - results[k * rows + i]) <= 1e-5 * bound + 1e-6,
+                        $"{type} {path} blocks={blocks} row {i} token {k}: {results[k * rows + i]} vs scalar {expected} (bound {bound})");
                 }
             }
         }

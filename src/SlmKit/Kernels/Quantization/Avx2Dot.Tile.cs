@@ -192,6 +192,7 @@ internal static unsafe partial class Avx2Dot
     {
         public static int Bytes => 34;
         public static int IntegerOffset => -128;
+        public static int MaxQuant => 255;
 
         // vpdpbusd takes u8·s8 products into 32-bit sums, so 255·127 cannot saturate; vpmaddubsw's 16-bit pairs could,
         // which is why only the VNNI path reads Q8_0 this way.
@@ -208,13 +209,7 @@ internal static unsafe partial class Avx2Dot
     }
 
     /// <summary>
-    /// Tokens an eight-row tile takes at most: enough to amortise unpacking and transposing eight rows' blocks and their
-    /// scales (16 gave ≈ 11–14 % more prefill than 8 in alternating runs on SmolLM-135M Q4_0 and SmolLM-360M Q8_0).
-    /// </summary>
-    public const int MaxTileTokens = 16;
-
-    /// <summary>
-    /// Eight weight rows against up to <see cref="MaxTileTokens"/> consecutive tokens (a prefill tile):
+    /// Eight weight rows against up to <see cref="RowTile.MaxTokens"/> consecutive tokens (a prefill tile):
     /// y[(token k) · <paramref name="rows"/> + row i] for the eight rows starting at <paramref name="w"/>,
     /// <paramref name="rowBytes"/> apart. The eight rows' unpacked blocks are transposed into one 32-bit lane per row, so
     /// the integer dots land in row order (no horizontal adds: 22 % faster prefill than reducing eight per-row vectors)
@@ -227,10 +222,10 @@ internal static unsafe partial class Avx2Dot
     {
         // The accumulators live in L1 rather than in a helper's parameters: a helper taking the eight unpacked blocks by
         // value was not inlined by the JIT, and passing them through the stack cost more than the tile saved.
-        var acc = stackalloc Vector256<float>[MaxTileTokens];
+        var acc = stackalloc Vector256<float>[RowTile.MaxTokens];
         for (int k = 0; k < tokens; k++)
             acc[k] = Vector256<float>.Zero;
-        long stride = 32L * blocks;
+        long quantStride = 8L * blocks; // one token's quants, in ints
         int size = TBlock.Bytes;
         float* d = stackalloc float[8];
         float* c = stackalloc float[8];
@@ -270,7 +265,7 @@ internal static unsafe partial class Avx2Dot
             var g7 = Avx2.Permute2x128(lo37, hi37, 0x31);
             int* q = (int*)(a.Quants + 32L * b);
             float* activationScales = a.Scales + b, sums = a.ScaledSums + b;
-            for (int k = 0; k < tokens; k++, q += stride / 4, activationScales += blocks, sums += blocks)
+            for (int k = 0; k < tokens; k++, q += quantStride, activationScales += blocks, sums += blocks)
             {
                 var even = AddDot<T>(AddDot<T>(Vector256<int>.Zero, g0, q[0]), g2, q[2]);
                 var odd = AddDot<T>(AddDot<T>(Vector256<int>.Zero, g1, q[1]), g3, q[3]);

@@ -137,10 +137,14 @@ internal static unsafe partial class Avx2Dot
         /// as k·Σ activation quants; 0 when c is a stored minimum.
         /// </summary>
         static abstract int IntegerOffset { get; }
+
+        /// <summary>The largest unsigned quant (15 for 4-bit, 31 for 5-bit, 255 for Q8_0 read unsigned): bounds 16-bit sums.</summary>
+        static abstract int MaxQuant { get; }
     }
 
     internal readonly struct Q4_0Block : IOffsetBlock
     {
+        public static int MaxQuant => 15;
         public static int IntegerOffset => -8;
         public static int Bytes => 18;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -156,6 +160,7 @@ internal static unsafe partial class Avx2Dot
 
     internal readonly struct Q4_1Block : IOffsetBlock
     {
+        public static int MaxQuant => 15;
         public static int IntegerOffset => 0;
         public static int Bytes => 20;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -170,6 +175,7 @@ internal static unsafe partial class Avx2Dot
 
     internal readonly struct Q5_0Block : IOffsetBlock
     {
+        public static int MaxQuant => 31;
         public static int IntegerOffset => -16;
         public static int Bytes => 22;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -185,6 +191,7 @@ internal static unsafe partial class Avx2Dot
 
     internal readonly struct Q5_1Block : IOffsetBlock
     {
+        public static int MaxQuant => 31;
         public static int IntegerOffset => 0;
         public static int Bytes => 24;
         [MethodImpl(MethodImplOptions.AggressiveInlining)]

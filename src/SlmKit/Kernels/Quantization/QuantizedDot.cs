@@ -1,3 +1,4 @@
+using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics.X86;
 using SlmKit.Tensors;
 
@@ -32,6 +33,22 @@ public enum QuantizedKernelPath
 /// </summary>
 public static unsafe class QuantizedDot
 {
+    /// <summary>
+    /// Initialises the classes whose static fields the kernels read (the half table, vector constants) before any kernel
+    /// is compiled: every kernel is reached through this class. With tiered compilation off, as the <c>slm</c> tool
+    /// runs, a method is compiled once, at its first call; a static field of a class not yet initialised at that moment
+    /// is read through an initialisation check and two loads at every use, which cost the sixteen-row prefill tile ≈ 25 %
+    /// of its speed (its sixteen scale conversions per block each paid them). Once the class is initialised the JIT
+    /// embeds the field's address as a constant.
+    /// </summary>
+    static QuantizedDot()
+    {
+        RuntimeHelpers.RunClassConstructor(typeof(HalfTable).TypeHandle);
+        RuntimeHelpers.RunClassConstructor(typeof(Avx2Dot).TypeHandle);
+        RuntimeHelpers.RunClassConstructor(typeof(Avx512Dot).TypeHandle);
+        RuntimeHelpers.RunClassConstructor(typeof(Vector128Dot).TypeHandle);
+    }
+
     /// <summary>True when <paramref name="path"/> can run on this CPU for <paramref name="type"/>.</summary>
     public static bool IsAvailable(GgmlType type, QuantizedKernelPath path) => Pointer(type, path) != null;
 
@@ -103,37 +120,50 @@ public static unsafe class QuantizedDot
     };
 
     /// <summary>
-    /// Runs one eight-row tile over <paramref name="tokens"/> tokens on an explicit path: <paramref name="results"/>[k·8 + i]
-    /// is the dot of weight row i (rows <paramref name="rowBytes"/> apart from <paramref name="weights"/>) with activation row k.
+    /// Rows of the row tile of <paramref name="type"/> on <paramref name="path"/> (eight on the 256-bit paths, sixteen on
+    /// Vector512), or 0 where that path has none.
     /// </summary>
-    public static void Dot8(GgmlType type, QuantizedKernelPath path, byte* weights, long rowBytes, ActivationRow activations, int blocks, int tokens, Span<float> results)
+    public static int RowTileRows(GgmlType type, QuantizedKernelPath path) => RowTilePointer(type, path).Rows;
+
+    /// <summary>
+    /// Runs one row tile over <paramref name="tokens"/> tokens on an explicit path: <paramref name="results"/>[k·rows + i]
+    /// is the dot of weight row i (rows <paramref name="rowBytes"/> apart from <paramref name="weights"/>) with activation
+    /// row k, for the <see cref="RowTileRows"/> rows of the tile.
+    /// </summary>
+    public static void DotRows(GgmlType type, QuantizedKernelPath path, byte* weights, long rowBytes, ActivationRow activations, int blocks, int tokens, Span<float> results)
     {
-        if (tokens is < 1 or > Avx2Dot.MaxTileTokens)
-            throw new ArgumentOutOfRangeException(nameof(tokens), $"an eight-row tile takes 1 to {Avx2Dot.MaxTileTokens} tokens");
-        var tile = EightRowTilePointer(type, path);
-        if (tile == null)
-            throw new NotSupportedException($"{path} has no eight-row tile for {type}");
-        if (results.Length < 8 * tokens)
-            throw new ArgumentException($"{8 * tokens} results are needed", nameof(results));
+        if (tokens is < 1 or > RowTile.MaxTokens)
+            throw new ArgumentOutOfRangeException(nameof(tokens), $"a row tile takes 1 to {RowTile.MaxTokens} tokens");
+        var tile = RowTilePointer(type, path);
+        if (tile.Kernel == null)
+            throw new NotSupportedException($"{path} has no row tile for {type}");
+        if (results.Length < tile.Rows * tokens)
+            throw new ArgumentException($"{tile.Rows * tokens} results are needed", nameof(results));
         fixed (float* r = results)
-            tile(weights, rowBytes, activations, blocks, r, 8, tokens);
+            tile.Kernel(weights, rowBytes, activations, blocks, r, tile.Rows, tokens);
     }
 
     /// <summary>
-    /// The eight-row prefill tile for <paramref name="type"/> on the <see cref="Best"/> path, or AVX2;
-    /// null where none exists (the K types; Q8_0 without AVX-VNNI).
+    /// The row tile prefill uses for <paramref name="type"/>: sixteen rows on Vector512 for the 4- and 5-bit offset
+    /// types, else eight rows on the <see cref="Best"/> path or AVX2; none (a null kernel) for the K types and for Q8_0
+    /// without AVX-VNNI. The sixteen-row tile ran a 1536 × 576 Q4_0 matrix at ≈ 330–350 GFLOP/s on one thread against
+    /// ≈ 215–230 for the eight-row VNNI tile (64 tokens, `RowTile` comparison in docs/performance.md).
     /// </summary>
-    internal static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> BestEightRowTile(GgmlType type)
+    internal static RowTile BestRowTile(GgmlType type)
     {
-        var tile = EightRowTilePointer(type, Best(type));
-        return tile != null ? tile : EightRowTilePointer(type, QuantizedKernelPath.Vector256);
+        var wide = RowTilePointer(type, QuantizedKernelPath.Vector512);
+        if (wide.Kernel != null)
+            return wide;
+        var tile = RowTilePointer(type, Best(type));
+        return tile.Kernel != null ? tile : RowTilePointer(type, QuantizedKernelPath.Vector256);
     }
 
-    internal static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTilePointer(GgmlType type, QuantizedKernelPath path) => path switch
+    internal static RowTile RowTilePointer(GgmlType type, QuantizedKernelPath path) => path switch
     {
-        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => EightRowTile<PlainAvx2>(type),
-        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => EightRowTile<WithAvxVnni>(type),
-        _ => null,
+        QuantizedKernelPath.Vector256 when Avx2Dot.IsSupported => new(EightRowTile<PlainAvx2>(type), 8),
+        QuantizedKernelPath.Vector256Vnni when Avx2Dot.IsSupported && AvxVnni.IsSupported => new(EightRowTile<WithAvxVnni>(type), 8),
+        QuantizedKernelPath.Vector512 when Avx512Dot.IsSupported && Avx2Dot.IsSupported => new(SixteenRowTile(type), 16),
+        _ => default,
     };
 
     private static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTile<T>(GgmlType type) where T : struct, IDotFlavour => type switch
@@ -144,6 +174,16 @@ public static unsafe class QuantizedDot
         GgmlType.Q4_1 => &Avx2Dot.Q4_1x8<T>,
         GgmlType.Q5_0 => &Avx2Dot.Q5_0x8<T>,
         GgmlType.Q5_1 => &Avx2Dot.Q5_1x8<T>,
+        _ => null,
+    };
+
+    // The 16-bit sums of vpmaddubsw hold 4- and 5-bit quants only (see Avx512Dot.OffsetDot16xN).
+    private static delegate*<byte*, long, ActivationRow, int, float*, long, int, void> SixteenRowTile(GgmlType type) => type switch
+    {
+        GgmlType.Q4_0 => &Avx512Dot.Q4_0x16,
+        GgmlType.Q4_1 => &Avx512Dot.Q4_1x16,
+        GgmlType.Q5_0 => &Avx512Dot.Q5_0x16,
+        GgmlType.Q5_1 => &Avx512Dot.Q5_1x16,
         _ => null,
     };
 

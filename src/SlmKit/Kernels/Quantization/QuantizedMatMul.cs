@@ -5,8 +5,8 @@ namespace SlmKit.Kernels.Quantization;
 /// <summary>
 /// y = x · Wᵀ for block-quantized W, computed on the quantized bytes in place: the activations are quantized to int8
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
-/// integer dot product scaled per block; in prefill, tiles of eight rows × sixteen tokens (32-element block types,
-/// <see cref="QuantizedDot.BestEightRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
+/// integer dot product scaled per block; in prefill, tiles of eight or sixteen rows × up to 64 tokens (32-element block
+/// types, <see cref="QuantizedDot.BestRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
 /// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
 /// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
 /// same input (Q, K and V; gate and up) run in one parallel region on one quantization of the input.
@@ -20,12 +20,12 @@ internal static unsafe class QuantizedMatMul
 
     private static readonly nint[] s_kernels = Table(type => (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type)));
     private static readonly nint[] s_tiles = Table(type => (nint)QuantizedDot.BestTile(type));
-    private static readonly nint[] s_eightRowTiles = Table(type => (nint)QuantizedDot.BestEightRowTile(type));
+    private static readonly RowTile[] s_rowTiles = Table(QuantizedDot.BestRowTile);
 
-    /// <summary>A function pointer per quantized type, indexed by the type's number (zero where there is none).</summary>
-    private static nint[] Table(Func<GgmlType, nint> choose)
+    /// <summary>A kernel per quantized type, indexed by the type's number (default where there is none).</summary>
+    private static T[] Table<T>(Func<GgmlType, T> choose)
     {
-        var table = new nint[64];
+        var table = new T[64];
         foreach (GgmlType type in Enum.GetValues<GgmlType>())
         {
             if (BlockFormats.IsQuantized(type))
@@ -114,7 +114,7 @@ internal static unsafe class QuantizedMatMul
             _matrices[_matrixCount++] = new Matrix(
                 (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
                 (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
-                (delegate*<byte*, long, ActivationRow, int, float*, long, int, void>)s_eightRowTiles[(int)weight.Type],
+                s_rowTiles[(int)weight.Type],
                 weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count);
             Count += ranges;
         }
@@ -149,17 +149,17 @@ internal static unsafe class QuantizedMatMul
             int tiled = tile == null ? 0 : _tokens / 4 * 4;
             float* four = stackalloc float[4];
             int r = first;
-            var eightRows = matrix.EightRowTile;
-            if (eightRows != null)
+            var rowTile = matrix.RowTile;
+            if (rowTile.Kernel != null)
             {
-                // Groups of eight rows while they last; the eight rows (a few KB) stay in L1 for every token.
-                for (; r + 8 <= last; r += 8)
+                // Groups of eight or sixteen rows while they last; the rows (a few KB) stay in L1 for every token.
+                for (; r + rowTile.Rows <= last; r += rowTile.Rows)
                 {
                     byte* weights = w + (long)r * matrix.RowBytes;
-                    for (int t = 0; t < _tokens; t += Avx2Dot.MaxTileTokens)
+                    for (int t = 0; t < _tokens; t += RowTile.MaxTokens)
                     {
-                        int count = Math.Min(Avx2Dot.MaxTileTokens, _tokens - t);
-                        eightRows(weights, matrix.RowBytes, activations.Row(t), blocks, y + (long)t * rows + r, rows, count);
+                        int count = Math.Min(RowTile.MaxTokens, _tokens - t);
+                        rowTile.Kernel(weights, matrix.RowBytes, activations.Row(t), blocks, y + (long)t * rows + r, rows, count);
                     }
                 }
             }
@@ -180,12 +180,12 @@ internal static unsafe class QuantizedMatMul
 
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
-        delegate*<byte*, long, ActivationRow, int, float*, long, int, void> eightRowTile,
+        RowTile rowTile,
         byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
-        public readonly delegate*<byte*, long, ActivationRow, int, float*, long, int, void> EightRowTile = eightRowTile;
+        public readonly RowTile RowTile = rowTile;
         public readonly byte* Weights = weights;
         public readonly long RowBytes = rowBytes;
         public readonly int Blocks = blocks;
