@@ -146,8 +146,8 @@ public static unsafe class QuantizedDot
     /// <summary>
     /// The row tile prefill uses for <paramref name="type"/>: sixteen rows on Vector512 for the 4- and 5-bit offset
     /// types, else eight rows on the <see cref="Best"/> path or AVX2; none (a null kernel) for the K types and for Q8_0
-    /// without AVX-VNNI. The sixteen-row tile ran a 1536 × 576 Q4_0 matrix at ≈ 330–350 GFLOP/s on one thread against
-    /// ≈ 215–230 for the eight-row VNNI tile (64 tokens, `RowTile` comparison in docs/performance.md).
+    /// without AVX-VNNI. On one thread, a 1536 × 576 matrix against 64 tokens, the sixteen-row tile ran the four types
+    /// 1.5–2.2× faster than the eight-row VNNI tile (`SlmKit.Bench --kernels`, table in docs/performance.md).
     /// </summary>
     internal static RowTile BestRowTile(GgmlType type)
     {
