@@ -26,14 +26,7 @@ internal static unsafe class KernelBench
             var x = new float[cols];
             for (int i = 0; i < cols; i++)
                 x[i] = (float)(random.NextDouble() * 2 - 1);
-            var w = new float[cols];
-            var bytes = new byte[rows * blocks * blockBytes];
-            for (int r = 0; r < rows; r++)
-            {
-                for (int i = 0; i < cols; i++)
-                    w[i] = (float)(random.NextDouble() * 2 - 1);
-                BlockQuantizer.QuantizeRow(type, w, bytes.AsSpan(r * blocks * blockBytes, blocks * blockBytes));
-            }
+            var bytes = RandomMatrix(type, rows, cols, random);
             using var activations = new QuantizedActivations();
             activations.Quantize(x, 1, cols, BlockFormats.IsKQuant(type));
             var row = activations.Row(0);
@@ -70,6 +63,22 @@ internal static unsafe class KernelBench
         return s.ToString();
     }
 
+    /// <summary>A rows × cols matrix of uniform random values in [−1, 1), quantized to <paramref name="type"/>.</summary>
+    private static byte[] RandomMatrix(GgmlType type, int rows, int cols, Random random)
+    {
+        GgmlTypeInfo.TryGetBlockLayout(type, out int blockSize, out int blockBytes);
+        int rowBytes = cols / blockSize * blockBytes;
+        var w = new float[cols];
+        var bytes = new byte[rows * rowBytes];
+        for (int r = 0; r < rows; r++)
+        {
+            for (int i = 0; i < cols; i++)
+                w[i] = (float)(random.NextDouble() * 2 - 1);
+            BlockQuantizer.QuantizeRow(type, w, bytes.AsSpan(r * rowBytes, rowBytes));
+        }
+        return bytes;
+    }
+
     /// <summary>GFLOP/s of each row tile path: a 1536 × 576 matrix against 64 tokens, one thread.</summary>
     private static string RowTiles()
     {
@@ -87,14 +96,7 @@ internal static unsafe class KernelBench
         foreach (var type in (GgmlType[])[GgmlType.Q8_0, GgmlType.Q4_0, GgmlType.Q4_1, GgmlType.Q5_0, GgmlType.Q5_1])
         {
             GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
-            var w = new float[cols];
-            var bytes = new byte[rows * blocks * blockBytes];
-            for (int r = 0; r < rows; r++)
-            {
-                for (int i = 0; i < cols; i++)
-                    w[i] = (float)(random.NextDouble() * 2 - 1);
-                BlockQuantizer.QuantizeRow(type, w, bytes.AsSpan(r * blocks * blockBytes, blocks * blockBytes));
-            }
+            var bytes = RandomMatrix(type, rows, cols, random);
             var line = new StringBuilder($"| {type} |");
             long rowBytes = (long)blocks * blockBytes;
             fixed (byte* p = bytes)

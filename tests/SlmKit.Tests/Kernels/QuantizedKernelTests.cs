@@ -336,9 +336,7 @@ public sealed unsafe class QuantizedKernelTests
     [MemberData(nameof(RowTilesAndPaths))]
     public void A_row_prefill_tile_equals_the_scalar_dots_for_every_token_count(GgmlType type, QuantizedKernelPath path)
     {
-        int rows = QuantizedDot.RowTileRows(type, path);
-        if (rows == 0)
-            Assert.Skip($"this CPU lacks the instructions of the {path} path");
+        int rows = RowTileRowsOrSkip(type, path);
         GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
         var random = new Random((int)type * 37 + (int)path);
         foreach (int blocks in new[] { 1, 2, 3, 5, 7, 18, 33, 8, 15 })
@@ -359,9 +357,7 @@ public sealed unsafe class QuantizedKernelTests
     public void A_row_prefill_tile_does_not_saturate_at_the_largest_quants_and_activations(GgmlType type, QuantizedKernelPath path)
     {
         // Every quant at its maximum and every activation at ±127: the largest sums the tiles' 16-bit lanes see.
-        int rows = QuantizedDot.RowTileRows(type, path);
-        if (rows == 0)
-            Assert.Skip($"this CPU lacks the instructions of the {path} path");
+        int rows = RowTileRowsOrSkip(type, path);
         GgmlTypeInfo.TryGetBlockLayout(type, out _, out int blockBytes);
         const int blocks = 3, tokens = 2;
         // Every quant bit set (Q8_0: +127), scales and minimums 1.0.
@@ -381,6 +377,14 @@ public sealed unsafe class QuantizedKernelTests
             activations.Quantize(x, tokens + 2, blocks * 32, superBlocks: false);
             AssertRowTileEqualsScalar(type, path, rows, w, activations, blocks, tokens);
         }
+    }
+
+    private static int RowTileRowsOrSkip(GgmlType type, QuantizedKernelPath path)
+    {
+        int rows = QuantizedDot.RowTileRows(type, path);
+        if (rows == 0)
+            Assert.Skip($"this CPU lacks the instructions of the {path} path");
+        return rows;
     }
 
     private static void AssertRowTileEqualsScalar(GgmlType type, QuantizedKernelPath path, int rows, byte[] w, QuantizedActivations activations, int blocks, int tokens)
