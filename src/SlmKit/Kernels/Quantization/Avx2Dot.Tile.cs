@@ -8,7 +8,7 @@ namespace SlmKit.Kernels.Quantization;
 /// Prefill tiles. One weight row against four consecutive activation rows (every type with a tile): each weight block
 /// is loaded, unpacked and its scale read once for the four tokens, and the per-call work (horizontal sums, setup) is
 /// paid once per four dots; a SmolLM row is only 18 blocks long, so that overhead is a large part of a single dot.
-/// Eight weight rows against up to sixteen tokens (the 32-element block types): see <c>OffsetDot8xN</c>.
+/// Eight weight rows against up to <see cref="RowTile.MaxTokens"/> tokens (the 32-element block types): see <c>OffsetDot8xN</c>.
 /// </summary>
 internal static unsafe partial class Avx2Dot
 {
