@@ -1,6 +1,8 @@
+using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using System.Runtime.Intrinsics;
+using System.Runtime.Intrinsics.X86;
 using SlmKit.Kernels;
 
 namespace SlmKit.Models;
@@ -14,18 +16,27 @@ internal readonly record struct AttentionOptions(float Scale, float SoftCap = 0,
 
 /// <summary>
 /// Scaled dot-product attention with a causal mask and grouped-query sharing: query head h reads KV head
-/// h / (heads / kvHeads). One parallel item per (token, head).
+/// h / (heads / kvHeads). One parallel item per (token, head), or per (token, head, part of the keys) when there are too
+/// few of those to keep every thread busy, as in decoding (one token: nine heads on two threads would leave one thread
+/// idle for a ninth of the step); the parts' partial softmax sums are then merged (as flash-decoding does).
 /// </summary>
 internal sealed class CausalAttention : IParallelWork
 {
+    /// <summary>Fewest keys worth a part of their own: below that the merge costs more than the balance saves.</summary>
+    private const int MinKeysPerPart = 32;
+
     [ThreadStatic] private static float[]? t_scores;
 
     private float[] _q = [], _keys = [], _values = [], _output = [];
-    private int _start, _heads, _kvHeads, _headDim, _kvStride;
+    private int _start, _heads, _kvHeads, _headDim, _kvStride, _parts;
     private AttentionOptions _options;
     private KvCache[]? _rowCaches;
     private int[]? _rowPositions;
     private int _layer;
+
+    // Per (token, head, part) when the keys are split: the part's unnormalised output Σ exp(s − max)·v, its max score and
+    // its Σ exp(s − max).
+    private float[] _partOutputs = [], _partMaxima = [], _partSums = [];
 
     /// <summary>
     /// Attends tokens start…start+tokens−1 (queries in <paramref name="q"/>, [tokens, heads·headDim]) over cached keys and
@@ -43,7 +54,12 @@ internal sealed class CausalAttention : IParallelWork
         _headDim = headDim;
         _kvStride = kvStride;
         _options = options;
-        pool.For(tokens * heads, this);
+        _parts = PartsPerHead(tokens * heads, pool.ThreadCount, LongestContext(tokens, start));
+        if (_parts > 1)
+            EnsureParts(tokens * heads * _parts, headDim);
+        pool.For(tokens * heads * _parts, this);
+        if (_parts > 1)
+            MergeParts(tokens * heads);
         _q = _keys = _values = _output = [];
     }
 
@@ -67,9 +83,47 @@ internal sealed class CausalAttention : IParallelWork
         }
     }
 
+    /// <summary>
+    /// Parts per head: 1 when the (token, head) items already divide evenly among the threads or are many; else the
+    /// fewest parts that make the item count a multiple of the threads, keeping at least <see cref="MinKeysPerPart"/> keys each.
+    /// </summary>
+    internal static int PartsPerHead(int items, int threads, int keys)
+    {
+        if (threads <= 1 || items % threads == 0 || items >= 8 * threads)
+            return 1;
+        for (int parts = 2; parts <= 4 && parts * MinKeysPerPart <= keys; parts++)
+        {
+            if (items * parts % threads == 0 || items * parts >= 8 * threads)
+                return parts;
+        }
+        return 1;
+    }
+
+    private int LongestContext(int tokens, int start)
+    {
+        if (_rowPositions is not { } positions)
+            return start + tokens;
+        int longest = 0;
+        for (int t = 0; t < tokens; t++)
+            longest = Math.Max(longest, positions[t] + 1);
+        return longest;
+    }
+
+    private void EnsureParts(int count, int headDim)
+    {
+        if (_partMaxima.Length < count)
+        {
+            _partMaxima = new float[count];
+            _partSums = new float[count];
+        }
+        if (_partOutputs.Length < count * headDim)
+            _partOutputs = new float[count * headDim];
+    }
+
     public void Execute(int index)
     {
-        int t = index / _heads, h = index % _heads;
+        int part = index % _parts, item = index / _parts;
+        int t = item / _heads, h = item % _heads;
         int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
         int kvHead = h / (_heads / _kvHeads);
         float[] keys = _keys, values = _values;
@@ -82,18 +136,39 @@ internal sealed class CausalAttention : IParallelWork
         }
         int length = position + 1;
         int first = _options.Window > 0 ? Math.Max(0, position - _options.Window + 1) : 0;
-        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
-
-        var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
-        int j0 = first;
-        if (Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0)
+        if (_parts > 1)
         {
-            // Four keys at a time: each query vector is loaded once for four products.
-            for (; j0 + 4 <= length; j0 += 4)
-                FourDots(query, keys, j0 * kvStride + kvHead * headDim, kvStride, scores.AsSpan(j0, 4), _options.Scale);
+            int share = (length - first + _parts - 1) / _parts;
+            first += part * share;
+            length = Math.Min(length, first + share);
+        }
+        var output = _parts > 1
+            ? new Span<float>(_partOutputs, index * headDim, headDim)
+            : new Span<float>(_output, t * qDim + h * headDim, headDim);
+        if (first >= length)
+        {
+            // An empty part (a short window split in several): it adds nothing to the merge.
+            output.Clear();
+            _partMaxima[index] = float.NegativeInfinity;
+            _partSums[index] = 0;
+            return;
+        }
+
+        var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
+        var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
+        int offset = kvHead * headDim;
+        bool vectors = Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0;
+        int j0 = first;
+        if (vectors)
+        {
+            // Eight keys at a time: the query is loaded once for eight products, and their eight horizontal sums
+            // are reduced together.
+            for (; j0 + 8 <= length; j0 += 8)
+                EightDots(query, keys, j0 * kvStride + offset, kvStride, scores.AsSpan(j0, 8), _options.Scale);
         }
         for (int j = j0; j < length; j++)
-            scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, j * kvStride + kvHead * headDim, headDim)) * _options.Scale;
+            scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, j * kvStride + offset, headDim)) * _options.Scale;
+
         var live = scores.AsSpan(first, length - first);
         if (_options.SoftCap > 0)
             Activations.SoftCap(live, _options.SoftCap);
@@ -103,66 +178,147 @@ internal sealed class CausalAttention : IParallelWork
             for (int j = first; j < length; j++)
                 scores[j] += slope * (j - position);
         }
-        Activations.Softmax(live);
+        // Unnormalised weights exp(s − max); the output is divided by their sum once at the end (or by the merge).
+        float max = TensorPrimitives.Max(live);
+        TensorPrimitives.Subtract(live, max, live);
+        TensorPrimitives.Exp(live, live);
+        float sum = TensorPrimitives.Sum(live);
 
-        var output = new Span<float>(_output, t * qDim + h * headDim, headDim);
-        output.Clear();
-        j0 = first;
-        if (Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0)
+        if (vectors)
         {
-            // Four values at a time: the output is loaded and stored once for four of them.
-            for (; j0 + 4 <= length; j0 += 4)
-                AddFourScaled(values, j0 * kvStride + kvHead * headDim, kvStride, scores.AsSpan(j0, 4), output);
+            WeightedSum(values, first * kvStride + offset, kvStride, live, output);
         }
-        for (int j = j0; j < length; j++)
-            AddScaled(new ReadOnlySpan<float>(values, j * kvStride + kvHead * headDim, headDim), scores[j], output);
+        else
+        {
+            output.Clear();
+            for (int j = first; j < length; j++)
+                AddScaled(new ReadOnlySpan<float>(values, j * kvStride + offset, headDim), scores[j], output);
+        }
+
+        if (_parts > 1)
+        {
+            _partMaxima[index] = max;
+            _partSums[index] = sum;
+        }
+        else
+        {
+            TensorPrimitives.Multiply(output, 1f / sum, output);
+        }
     }
 
-    /// <summary>scores[i] = scale · query · keys[at + i·stride …] for i &lt; 4; the head size is a multiple of 8.</summary>
+    /// <summary>
+    /// output[item] = Σₚ e^(maxₚ − M)·outₚ / Σₚ e^(maxₚ − M)·sumₚ over the parts of each (token, head), M the largest maxₚ.
+    /// </summary>
+    private void MergeParts(int items)
+    {
+        int headDim = _headDim, parts = _parts;
+        for (int item = 0; item < items; item++)
+        {
+            int firstPart = item * parts;
+            float max = float.NegativeInfinity;
+            for (int p = 0; p < parts; p++)
+                max = MathF.Max(max, _partMaxima[firstPart + p]);
+            var output = new Span<float>(_output, item * headDim, headDim);
+            output.Clear();
+            float total = 0;
+            for (int p = 0; p < parts; p++)
+            {
+                if (_partSums[firstPart + p] == 0)
+                    continue;
+                float factor = MathF.Exp(_partMaxima[firstPart + p] - max);
+                total += factor * _partSums[firstPart + p];
+                TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(_partOutputs, (firstPart + p) * headDim, headDim), factor, output, output);
+            }
+            TensorPrimitives.Multiply(output, 1f / total, output);
+        }
+    }
+
+    /// <summary>
+    /// scores[i] = scale · query · keys[at + i·stride …] for i &lt; 8; the head size is a multiple of 8. Eight
+    /// accumulators, then one transposing reduction (six hadds, two lane permutes) instead of eight horizontal sums.
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void FourDots(ReadOnlySpan<float> query, float[] keys, int at, int stride, Span<float> scores, float scale)
+    private static void EightDots(ReadOnlySpan<float> query, float[] keys, int at, int stride, Span<float> scores, float scale)
     {
         int n = query.Length;
         ref float q = ref MemoryMarshal.GetReference(query);
-        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, n));
-        ref float k1 = ref MemoryMarshal.GetReference(keys.AsSpan(at + stride, n));
-        ref float k2 = ref MemoryMarshal.GetReference(keys.AsSpan(at + 2 * stride, n));
-        ref float k3 = ref MemoryMarshal.GetReference(keys.AsSpan(at + 3 * stride, n));
-        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default;
+        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, 7 * stride + n));
+        nuint s = (nuint)stride;
+        Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (nuint i = 0; i < (nuint)n; i += (nuint)Vector256<float>.Count)
         {
             var qv = Vector256.LoadUnsafe(ref q, i);
             a0 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, i), a0);
-            a1 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k1, i), a1);
-            a2 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k2, i), a2);
-            a3 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k3, i), a3);
+            a1 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, s + i), a1);
+            a2 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 2 * s + i), a2);
+            a3 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 3 * s + i), a3);
+            a4 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 4 * s + i), a4);
+            a5 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 5 * s + i), a5);
+            a6 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 6 * s + i), a6);
+            a7 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 7 * s + i), a7);
         }
-        scores[0] = Vector256.Sum(a0) * scale;
-        scores[1] = Vector256.Sum(a1) * scale;
-        scores[2] = Vector256.Sum(a2) * scale;
-        scores[3] = Vector256.Sum(a3) * scale;
+        Vector256<float> sums;
+        if (Avx.IsSupported)
+        {
+            // Per 128-bit lane, hadd(hadd(a0, a1), hadd(a2, a3)) holds the four keys' sums of that lane's elements.
+            var low = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+            var high = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
+            sums = Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
+        }
+        else
+        {
+            sums = Vector256.Create(Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3),
+                Vector256.Sum(a4), Vector256.Sum(a5), Vector256.Sum(a6), Vector256.Sum(a7));
+        }
+        (sums * scale).StoreUnsafe(ref MemoryMarshal.GetReference(scores));
     }
 
-    /// <summary>output += Σᵢ weights[i] · values[at + i·stride …] for i &lt; 4; the head size is a multiple of 8.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void AddFourScaled(float[] values, int at, int stride, ReadOnlySpan<float> weights, Span<float> output)
+    /// <summary>
+    /// output = Σⱼ weights[j] · values[at + j·stride …]; the head size is a multiple of 8. Sixty-four dimensions at a
+    /// time stay in eight registers across all the keys, so the output is stored once rather than once per key.
+    /// </summary>
+    private static void WeightedSum(float[] values, int at, int stride, ReadOnlySpan<float> weights, Span<float> output)
     {
-        int n = output.Length;
+        int n = output.Length, count = weights.Length;
         ref float o = ref MemoryMarshal.GetReference(output);
-        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, n));
-        ref float v1 = ref MemoryMarshal.GetReference(values.AsSpan(at + stride, n));
-        ref float v2 = ref MemoryMarshal.GetReference(values.AsSpan(at + 2 * stride, n));
-        ref float v3 = ref MemoryMarshal.GetReference(values.AsSpan(at + 3 * stride, n));
-        var w0 = Vector256.Create(weights[0]);
-        var w1 = Vector256.Create(weights[1]);
-        var w2 = Vector256.Create(weights[2]);
-        var w3 = Vector256.Create(weights[3]);
-        for (nuint i = 0; i < (nuint)n; i += (nuint)Vector256<float>.Count)
+        ref float w = ref MemoryMarshal.GetReference(weights);
+        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, (count - 1) * stride + n));
+        int d = 0;
+        for (; d + 64 <= n; d += 64)
         {
-            var sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v0, i), w0, Vector256.LoadUnsafe(ref o, i));
-            sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v1, i), w1, sum);
-            sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v2, i), w2, sum);
-            Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v3, i), w3, sum).StoreUnsafe(ref o, i);
+            Vector256<float> o0 = default, o1 = default, o2 = default, o3 = default, o4 = default, o5 = default, o6 = default, o7 = default;
+            ref float v = ref Unsafe.Add(ref v0, d);
+            for (int j = 0; j < count; j++)
+            {
+                var weight = Vector256.Create(Unsafe.Add(ref w, j));
+                nuint row = (nuint)j * (nuint)stride;
+                o0 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row), weight, o0);
+                o1 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 8), weight, o1);
+                o2 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 16), weight, o2);
+                o3 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 24), weight, o3);
+                o4 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 32), weight, o4);
+                o5 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 40), weight, o5);
+                o6 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 48), weight, o6);
+                o7 = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, row + 56), weight, o7);
+            }
+            ref float target = ref Unsafe.Add(ref o, d);
+            o0.StoreUnsafe(ref target);
+            o1.StoreUnsafe(ref target, 8);
+            o2.StoreUnsafe(ref target, 16);
+            o3.StoreUnsafe(ref target, 24);
+            o4.StoreUnsafe(ref target, 32);
+            o5.StoreUnsafe(ref target, 40);
+            o6.StoreUnsafe(ref target, 48);
+            o7.StoreUnsafe(ref target, 56);
+        }
+        // Head sizes that are not a multiple of 64 (80, 96…): the rest eight dimensions at a time.
+        for (; d < n; d += 8)
+        {
+            var sum = Vector256<float>.Zero;
+            ref float v = ref Unsafe.Add(ref v0, d);
+            for (int j = 0; j < count; j++)
+                sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, (nuint)j * (nuint)stride), Vector256.Create(Unsafe.Add(ref w, j)), sum);
+            sum.StoreUnsafe(ref o, (nuint)d);
         }
     }
 
@@ -190,16 +346,7 @@ internal sealed class CausalAttention : IParallelWork
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void AddScaled(ReadOnlySpan<float> x, float scale, Span<float> y)
     {
-        int i = 0;
-        if (Vector256.IsHardwareAccelerated && y.Length >= Vector256<float>.Count)
-        {
-            var s = Vector256.Create(scale);
-            ref float px = ref MemoryMarshal.GetReference(x[..y.Length]);
-            ref float py = ref MemoryMarshal.GetReference(y);
-            for (; i + Vector256<float>.Count <= y.Length; i += Vector256<float>.Count)
-                Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref px, (nuint)i), s, Vector256.LoadUnsafe(ref py, (nuint)i)).StoreUnsafe(ref py, (nuint)i);
-        }
-        for (; i < y.Length; i++)
+        for (int i = 0; i < y.Length; i++)
             y[i] += x[i] * scale;
     }
 }
