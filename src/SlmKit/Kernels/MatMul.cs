@@ -8,8 +8,9 @@ namespace SlmKit.Kernels;
 
 /// <summary>
 /// y = x · Wᵀ for a weight matrix W [rows, cols] and activations x [tokens, cols] in F32. Float weights (F32, F16,
-/// BF16): each row is widened to F32 once and then used for every token, so a prefill of many tokens reads the
-/// weights once (matrix-matrix work) rather than once per token. Block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0,
+/// BF16): in decoding each row is widened in registers as it is read (<see cref="FloatDot.Row"/>); in prefill each row
+/// is widened to F32 once and used for every token, four rows against four tokens at a time (<see cref="FloatDot.Tile4x4"/>),
+/// so a prefill of many tokens reads the weights once (matrix-matrix work) rather than once per token. Block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0,
 /// Q5_1, Q2_K…Q6_K) are multiplied in place with integer dot products (<see cref="QuantizedMatMul"/>).
 /// </summary>
 public static unsafe class MatMul
@@ -132,28 +133,65 @@ public static unsafe class MatMul
         {
             int first = index * RowsPerRange;
             int last = Math.Min(first + RowsPerRange, _rows);
-            int cols = _cols;
-            Span<float> row = _type == GgmlType.F32
-                ? default
-                : (t_rowBuffer is { } buffer && buffer.Length >= cols ? buffer : (t_rowBuffer = new float[cols])).AsSpan(0, cols);
-
-            for (int r = first; r < last; r++)
+            int cols = _cols, rows = _rows;
+            long rowBytes = (long)cols * (_type == GgmlType.F32 ? sizeof(float) : sizeof(ushort));
+            if (_tokens < RowSplit.PrefillTokens)
             {
-                ReadOnlySpan<float> weights;
-                if (_type == GgmlType.F32)
+                // Decoding reads each row once from memory: widen it in registers, no F32 copy.
+                for (int r = first; r < last; r++)
                 {
-                    weights = new ReadOnlySpan<float>((float*)_w + (long)r * cols, cols);
+                    for (int t = 0; t < _tokens; t++)
+                        _y[(long)t * rows + r] = FloatDot.Row(_type, _w + r * rowBytes, _x + (long)t * cols, cols);
                 }
-                else
-                {
-                    WidenRow(_w, _type, cols, r, row);
-                    weights = row;
-                }
+                return;
+            }
 
-                for (int t = 0; t < _tokens; t++)
-                    _y[(long)t * _rows + r] = TensorPrimitives.Dot(new ReadOnlySpan<float>(_x + (long)t * cols, cols), weights);
+            // Prefill: rows widened to F32 once (F32 rows are read in place) and used for every token, four rows
+            // against four tokens at a time.
+            var buffer = t_rowBuffer is { } existing && existing.Length >= 4 * cols ? existing : (t_rowBuffer = new float[4 * cols]);
+            float* results = stackalloc float[16];
+            fixed (float* widened = buffer)
+            {
+                int r = first;
+                if (FloatDot.HasTile(cols))
+                {
+                    for (; r + 4 <= last; r += 4)
+                    {
+                        float* four = RowsAsSingles(r, 4, widened);
+                        int t = 0;
+                        for (; t + 4 <= _tokens; t += 4)
+                        {
+                            FloatDot.Tile4x4(four, cols, _x + (long)t * cols, cols, results);
+                            for (int k = 0; k < 16; k++)
+                                _y[(long)(t + k / 4) * rows + r + k % 4] = results[k];
+                        }
+                        for (; t < _tokens; t++)
+                        {
+                            for (int i = 0; i < 4; i++)
+                                _y[(long)t * rows + r + i] = Dot(four + i * cols, _x + (long)t * cols, cols);
+                        }
+                    }
+                }
+                for (; r < last; r++)
+                {
+                    float* row = RowsAsSingles(r, 1, widened);
+                    for (int t = 0; t < _tokens; t++)
+                        _y[(long)t * rows + r] = Dot(row, _x + (long)t * cols, cols);
+                }
             }
         }
+
+        /// <summary>Rows r…r+count−1 as F32: in place for F32 weights, else widened into <paramref name="buffer"/>.</summary>
+        private float* RowsAsSingles(int r, int count, float* buffer)
+        {
+            if (_type == GgmlType.F32)
+                return (float*)_w + (long)r * _cols;
+            for (int i = 0; i < count; i++)
+                WidenRow(_w, _type, _cols, r + i, new Span<float>(buffer + i * _cols, _cols));
+            return buffer;
+        }
+
+        private static float Dot(float* a, float* b, int n) => TensorPrimitives.Dot(new ReadOnlySpan<float>(a, n), new ReadOnlySpan<float>(b, n));
     }
 }
 

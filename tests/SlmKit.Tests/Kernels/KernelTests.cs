@@ -1,3 +1,4 @@
+using System.Runtime.Intrinsics;
 using SlmKit.Kernels;
 using SlmKit.Tensors;
 
@@ -22,6 +23,16 @@ public sealed unsafe class KernelTests
     [InlineData(GgmlType.F16, 5, 33, 71)]
     [InlineData(GgmlType.BF16, 1, 40, 64)]
     [InlineData(GgmlType.BF16, 4, 19, 100)]
+    // Decoding (fewer than four tokens) with rows a whole number of 32 and 16 floats and with a tail; prefill with the
+    // four-by-four tile over rows and tokens that do not divide by four, at both vector widths (16 and 8 floats).
+    [InlineData(GgmlType.F16, 1, 37, 576)]
+    [InlineData(GgmlType.F16, 2, 9, 48)]
+    [InlineData(GgmlType.BF16, 3, 11, 600)]
+    [InlineData(GgmlType.F16, 70, 21, 96)]
+    [InlineData(GgmlType.F16, 9, 18, 40)]
+    [InlineData(GgmlType.BF16, 13, 34, 64)]
+    [InlineData(GgmlType.F32, 64, 35, 48)]
+    [InlineData(GgmlType.F32, 6, 8, 24)]
     public void Matrix_multiply_matches_the_double_precision_definition(GgmlType type, int tokens, int rows, int cols)
     {
         var random = new Random(rows * 31 + cols);
@@ -53,6 +64,28 @@ public sealed unsafe class KernelTests
                     Assert.True(Math.Abs(expected - y[t * rows + r]) <= 1e-4 * Math.Max(1, Math.Abs(expected)), $"t={t} r={r}: {y[t * rows + r]} vs {expected}");
                 }
             }
+        }
+    }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void The_vector_half_conversion_equals_dotnets_for_every_half_including_subnormals_infinities_and_nans(bool wide)
+    {
+        if (!(wide ? Vector512.IsHardwareAccelerated : Vector256.IsHardwareAccelerated))
+            Assert.Skip($"this CPU has no accelerated {(wide ? 512 : 256)}-bit vectors");
+        var halves = new ushort[65536];
+        for (int i = 0; i < halves.Length; i++)
+            halves[i] = (ushort)i;
+        var floats = new float[halves.Length];
+        FloatDot.HalvesToSingles(halves, floats, wide);
+        for (int i = 0; i < halves.Length; i++)
+        {
+            float expected = (float)BitConverter.UInt16BitsToHalf((ushort)i);
+            if (float.IsNaN(expected))
+                Assert.True(float.IsNaN(floats[i]), $"0x{i:X4}: {floats[i]} is not a NaN");
+            else
+                Assert.True(BitConverter.SingleToUInt32Bits(expected) == BitConverter.SingleToUInt32Bits(floats[i]), $"0x{i:X4}: {floats[i]} vs {expected}");
         }
     }
 
