@@ -36,6 +36,7 @@ public sealed class WorkerPool : IDisposable
     private IParallelWork? _work;
     private int _count;
     private int _next;
+    private int _claimed;
     private int _remaining;
     private long _generation;
     private volatile bool _disposed;
@@ -107,6 +108,7 @@ public sealed class WorkerPool : IDisposable
             _work = work;
             _count = count;
             _next = 0;
+            _claimed = 0;
             _failure = null;
             Volatile.Write(ref _remaining, _threads.Length);
             Interlocked.Increment(ref _generation);
@@ -116,7 +118,7 @@ public sealed class WorkerPool : IDisposable
                     _signals[i].Release();
             }
 
-            RunItems();
+            RunItems(fromBack: false);
             // The workers are normally a fraction of a microsecond behind: wait for them with pause, not with
             // SpinWait, whose sched_yield calls (≈ 1 µs each in a VM) made the caller notice late, once per region.
             for (int spins = 0; Volatile.Read(ref _remaining) != 0; spins++)
@@ -136,12 +138,34 @@ public sealed class WorkerPool : IDisposable
         }
     }
 
-    private void RunItems()
+    /// <summary>
+    /// Runs items until none is left. With two threads the caller takes them from the front and the worker from the
+    /// back, so each thread's items are consecutive, and a product's rows are read in two sequential streams that the
+    /// hardware prefetcher follows, however the items end up divided; with more threads they are taken in order.
+    /// </summary>
+    /// <remarks>
+    /// Alternating 16-row chunks between the two threads (both taking the next item in order) made every chunk a new
+    /// stream for each thread. Taking them from both ends, `slm bench` 128-token prefill, alternating runs: SmolLM-135M
+    /// Q8_0 973 → 1055 tok/s, Q4_0 1320 → 1558 tok/s; decode (one range per thread either way) unchanged.
+    /// </remarks>
+    private void RunItems(bool fromBack)
     {
         var work = _work!;
         int count = _count;
         try
         {
+            if (_threads.Length == 1)
+            {
+                // Each successful claim is one item; the front's k claims and the back's m claims are items 0…k−1 and
+                // count−m…count−1, disjoint because k + m ≤ count, and together all of them.
+                int taken = 0;
+                while (Interlocked.Increment(ref _claimed) <= count)
+                {
+                    work.Execute(fromBack ? count - 1 - taken : taken);
+                    taken++;
+                }
+                return;
+            }
             int i;
             while ((i = Interlocked.Increment(ref _next) - 1) < count)
                 work.Execute(i);
@@ -150,6 +174,7 @@ public sealed class WorkerPool : IDisposable
         {
             Interlocked.CompareExchange(ref _failure, e, null);
             Volatile.Write(ref _next, count);
+            Volatile.Write(ref _claimed, count);
         }
     }
 
@@ -185,7 +210,7 @@ public sealed class WorkerPool : IDisposable
             seen = generation;
             if (_disposed)
                 return;
-            RunItems();
+            RunItems(fromBack: true);
             Interlocked.Decrement(ref _remaining);
         }
     }

@@ -241,15 +241,42 @@ public sealed unsafe class KernelTests
         public void Execute(int index) => Interlocked.Increment(ref hits[index]);
     }
 
-    [Fact]
-    public void Worker_pool_runs_every_index_exactly_once_across_many_regions()
+    [Theory]
+    [InlineData(2)] // the caller from the front, the worker from the back
+    [InlineData(3)] // every thread in order
+    public void Worker_pool_runs_every_index_exactly_once_across_many_regions(int threads)
     {
-        using var pool = new WorkerPool(3);
+        using var pool = new WorkerPool(threads);
         for (int region = 0; region < 500; region++)
         {
             int[] hits = new int[region % 37 + 1];
             pool.For(hits.Length, new Recorder(hits));
             Assert.All(hits, h => Assert.Equal(1, h));
+        }
+    }
+
+    private sealed class ThreadRecorder(int[] threadIds) : IParallelWork
+    {
+        public void Execute(int index)
+        {
+            threadIds[index] = Environment.CurrentManagedThreadId;
+            Thread.SpinWait(2000); // long enough that the worker joins in
+        }
+    }
+
+    [Fact]
+    public void With_two_threads_each_takes_consecutive_items_the_caller_from_the_front()
+    {
+        using var pool = new WorkerPool(2);
+        int caller = Environment.CurrentManagedThreadId;
+        for (int region = 0; region < 50; region++)
+        {
+            int[] threadIds = new int[64];
+            pool.For(threadIds.Length, new ThreadRecorder(threadIds));
+            int front = Array.FindIndex(threadIds, id => id != caller);
+            if (front < 0)
+                continue; // the worker did not get to any item this time
+            Assert.All(threadIds[front..], id => Assert.NotEqual(caller, id));
         }
     }
 
