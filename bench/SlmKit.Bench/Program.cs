@@ -43,6 +43,7 @@ public static class Program
         var total = Stopwatch.StartNew();
 
         var rows = new List<Row>();
+        using var bandwidth = new MemoryBandwidth(threads);
         var random = new Random(7);
         int[] prompt = new int[promptTokens];
         prompt[0] = 1;
@@ -65,7 +66,7 @@ public static class Program
                     Console.Error.WriteLine($"quantizing {path}");
                     ModelQuantizer.Quantize(f16, path, QuantizationPlan.Parse(type));
                 }
-                rows.Add(Measure(shape, type, path, prompt, genTokens, repetitions, threads));
+                rows.Add(Measure(shape, type, path, prompt, genTokens, repetitions, threads, bandwidth));
                 var r = rows[^1];
                 Console.Error.WriteLine($"{shape.Name} {type}: prefill {r.SlmPrefill:F0} vs {r.LlamaPrefill:F0}, decode {r.SlmDecode:F1} vs {r.LlamaDecode:F1} tok/s, bandwidth {r.Bandwidth:F1} GB/s");
             }
@@ -89,7 +90,7 @@ public static class Program
         return n % 2 == 1 ? values[n / 2] : (values[n / 2 - 1] + values[n / 2]) / 2;
     }
 
-    private static Row Measure(SmolLmShape shape, string type, string path, int[] prompt, int generate, int repetitions, int threads)
+    private static Row Measure(SmolLmShape shape, string type, string path, int[] prompt, int generate, int repetitions, int threads, MemoryBandwidth bandwidth)
     {
         long tensorBytes;
         using (var gguf = GgufFile.Open(path))
@@ -106,16 +107,17 @@ public static class Program
                 engine.Run(prompt, generate);
             while (warmUp.Elapsed.TotalSeconds < SlmKit.Inference.Benchmark.WarmUpSeconds);
         }
-        // The bandwidth limit is measured for each row, after the warm-up and just before the timed runs: this shared
-        // machine's speed drifts by tens of percent over minutes, and one figure from the start of a run would set
-        // the later rows against a different machine.
-        double bandwidth = MemoryBandwidth.MeasureGBps(threads);
+        // The bandwidth limit is measured before each repetition, between the engines' runs, and its median set against
+        // theirs: this shared machine's speed drifts by tens of percent over minutes, and one reading taken before the
+        // runs (as an earlier version did) once dipped to 33 GB/s and put a decode at 86 % of a limit it never had.
+        var bw = new List<double>();
         var sp = new List<double>();
         var sd = new List<double>();
         var lp = new List<double>();
         var ld = new List<double>();
         for (int r = 0; r < repetitions; r++)
         {
+            bw.Add(bandwidth.MeasureGBps());
             // Alternate which engine goes first, so neither always runs on a warmer (or hotter) machine.
             RunResult a, b;
             if (r % 2 == 0)
@@ -133,7 +135,7 @@ public static class Program
             lp.Add(b.PrefillTokensPerSecond);
             ld.Add(b.DecodeTokensPerSecond);
         }
-        return new Row(shape.Name, type, new FileInfo(path).Length, tensorBytes, Median(sp), Median(lp), Median(sd), Median(ld), bandwidth);
+        return new Row(shape.Name, type, new FileInfo(path).Length, tensorBytes, Median(sp), Median(lp), Median(sd), Median(ld), Median(bw));
     }
 
     private static string Table(List<Row> rows, int threads, int prompt, int generate, int repetitions)
@@ -141,8 +143,8 @@ public static class Program
         var s = new StringBuilder();
         var c = CultureInfo.InvariantCulture;
         s.AppendLine(c, $"{threads} threads per engine, prefill {prompt} tokens in one batch, decode {generate} tokens greedily; medians of " +
-            $"{repetitions} alternating runs after a warm-up. Bandwidth: memory read bandwidth measured just before each row's runs " +
-            $"({threads} threads summing a 1 GiB buffer, best of 5 passes). Decode limit = bandwidth ÷ weight bytes read per token.");
+            $"{repetitions} alternating runs after a warm-up. Bandwidth: memory read bandwidth measured before each repetition, between " +
+            $"the engines' runs ({threads} threads summing a 1 GiB buffer, best of 3 passes), median. Decode limit = bandwidth ÷ weight bytes read per token.");
         s.AppendLine();
         s.AppendLine("| model | type | file MB | prefill SlmKit | prefill llama.cpp | ratio | decode SlmKit | decode llama.cpp | ratio | bandwidth GB/s | decode limit | SlmKit % of limit | llama.cpp % of limit |");
         s.AppendLine("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
