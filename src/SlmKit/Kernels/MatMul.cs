@@ -8,10 +8,11 @@ namespace SlmKit.Kernels;
 
 /// <summary>
 /// y = x · Wᵀ for a weight matrix W [rows, cols] and activations x [tokens, cols] in F32. Float weights (F32, F16,
-/// BF16): in decoding each row is widened in registers as it is read (<see cref="FloatDot.Row"/>); in prefill each row
-/// is widened to F32 once and used for every token, four rows against four tokens at a time (<see cref="FloatDot.Tile4x4"/>),
-/// so a prefill of many tokens reads the weights once (matrix-matrix work) rather than once per token. Block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0,
-/// Q5_1, Q2_K…Q6_K) are multiplied in place with integer dot products (<see cref="QuantizedMatMul"/>).
+/// BF16): in decoding each row is widened in registers as it is read (<see cref="FloatDot.Row"/>); in prefill each
+/// row is widened to F32 once and used for every token, four rows against four tokens at a time
+/// (<see cref="FloatDot.Tile4x4"/>), so a prefill of many tokens reads the weights once (matrix-matrix work) rather
+/// than once per token. Block-quantized weights (Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K…Q6_K) are multiplied in place
+/// with integer dot products (<see cref="QuantizedMatMul"/>).
 /// </summary>
 public static unsafe class MatMul
 {

@@ -3,7 +3,8 @@ namespace SlmKit.Kernels;
 /// <summary>
 /// How a matrix product's rows are divided among the pool's threads. Decoding (a token or two) is bound by memory
 /// reads: one contiguous range per thread. Prefill (many tokens per row) is bound by arithmetic: 16-row chunks claimed
-/// dynamically, so that a thread delayed by the operating system has its share taken by the others. Ranges are cut at
+/// dynamically (from both ends with two threads, see <see cref="WorkerPool"/>), so that a thread delayed by the
+/// operating system has its share taken by the others. Ranges are cut at
 /// multiples of 16 rows so that no two threads write into the same 64-byte line of the output.
 /// </summary>
 /// <remarks>
