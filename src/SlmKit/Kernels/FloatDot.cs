@@ -1,4 +1,3 @@
-using System.Numerics.Tensors;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
 using SlmKit.Tensors;
@@ -79,38 +78,88 @@ public static unsafe class FloatDot
     {
         GgmlType.F16 => HalfRow((short*)w, x, n),
         GgmlType.BF16 => Bf16Row((ushort*)w, x, n),
-        GgmlType.F32 => TensorPrimitives.Dot(new ReadOnlySpan<float>(w, n), new ReadOnlySpan<float>(x, n)),
+        GgmlType.F32 => Singles((float*)w, x, n),
         _ => throw new SlmKitException($"{type} is not a float weight type"),
     };
+
+    /// <summary>
+    /// Elements per vector in the one summation order every float product follows for rows of <paramref name="n"/>:
+    /// one accumulator of this width over the row, its lanes summed, then the scalar tail. The decode dots and the
+    /// prefill tile add in this same order, so a token's logits do not depend on how many tokens share its forward pass
+    /// (continuous batching returns exactly what a request gets alone).
+    /// </summary>
+    private static int Width(int n) =>
+        Vector512.IsHardwareAccelerated && n % Vector512<float>.Count == 0 ? Vector512<float>.Count
+        : Vector256.IsHardwareAccelerated ? Vector256<float>.Count
+        : 1;
+
+    /// <summary>Σ a[i]·b[i] in the order of <see cref="Width"/>.</summary>
+    public static float Singles(float* a, float* b, int n)
+    {
+        int i = 0;
+        float sum = 0;
+        int width = Width(n);
+        if (width == Vector512<float>.Count)
+        {
+            var acc = Vector512<float>.Zero;
+            for (; i < n; i += Vector512<float>.Count)
+                acc = Vector512.FusedMultiplyAdd(Vector512.Load(a + i), Vector512.Load(b + i), acc);
+            sum = Vector512.Sum(acc);
+        }
+        else if (width == Vector256<float>.Count)
+        {
+            var acc = Vector256<float>.Zero;
+            for (; i + Vector256<float>.Count <= n; i += Vector256<float>.Count)
+                acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
+            sum = Vector256.Sum(acc);
+        }
+        for (; i < n; i++)
+            sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
+        return sum;
+    }
 
     private static float HalfRow(short* w, float* x, int n)
     {
         int i = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int width = Width(n);
+        if (width == Vector512<float>.Count)
         {
-            Vector512<float> acc0 = default, acc1 = default;
+            var acc = Vector512<float>.Zero;
             for (; i + 32 <= n; i += 32)
             {
                 var (low, high) = Vector512.Widen(Vector512.Load(w + i));
-                acc0 = Vector512.FusedMultiplyAdd(HalfToSingle(low), Vector512.Load(x + i), acc0);
-                acc1 = Vector512.FusedMultiplyAdd(HalfToSingle(high), Vector512.Load(x + i + 16), acc1);
+                acc = Vector512.FusedMultiplyAdd(HalfToSingle(low), Vector512.Load(x + i), acc);
+                acc = Vector512.FusedMultiplyAdd(HalfToSingle(high), Vector512.Load(x + i + 16), acc);
             }
-            sum = Vector512.Sum(acc0 + acc1);
+            if (i < n)
+            {
+                // n is a multiple of 16: the last 16 halves.
+                var last = Vector512.WidenLower(Vector512.Create(Vector256.Load(w + i), Vector256<short>.Zero));
+                acc = Vector512.FusedMultiplyAdd(HalfToSingle(last), Vector512.Load(x + i), acc);
+                i += 16;
+            }
+            sum = Vector512.Sum(acc);
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (width == Vector256<float>.Count)
         {
-            Vector256<float> acc0 = default, acc1 = default;
+            var acc = Vector256<float>.Zero;
             for (; i + 16 <= n; i += 16)
             {
                 var (low, high) = Vector256.Widen(Vector256.Load(w + i));
-                acc0 = Vector256.FusedMultiplyAdd(HalfToSingle(low), Vector256.Load(x + i), acc0);
-                acc1 = Vector256.FusedMultiplyAdd(HalfToSingle(high), Vector256.Load(x + i + 8), acc1);
+                acc = Vector256.FusedMultiplyAdd(HalfToSingle(low), Vector256.Load(x + i), acc);
+                acc = Vector256.FusedMultiplyAdd(HalfToSingle(high), Vector256.Load(x + i + 8), acc);
             }
-            sum = Vector256.Sum(acc0 + acc1);
+            if (i + 8 <= n)
+            {
+                var last = Vector256.WidenLower(Vector256.Create(Vector128.Load(w + i), Vector128<short>.Zero));
+                acc = Vector256.FusedMultiplyAdd(HalfToSingle(last), Vector256.Load(x + i), acc);
+                i += 8;
+            }
+            sum = Vector256.Sum(acc);
         }
         for (; i < n; i++)
-            sum += (float)BitConverter.Int16BitsToHalf(w[i]) * x[i];
+            sum = MathF.FusedMultiplyAdd((float)BitConverter.Int16BitsToHalf(w[i]), x[i], sum);
         return sum;
     }
 
@@ -118,36 +167,48 @@ public static unsafe class FloatDot
     {
         int i = 0;
         float sum = 0;
-        if (Vector512.IsHardwareAccelerated)
+        int width = Width(n);
+        if (width == Vector512<float>.Count)
         {
-            Vector512<float> acc0 = default, acc1 = default;
+            var acc = Vector512<float>.Zero;
             for (; i + 32 <= n; i += 32)
             {
                 var (low, high) = Vector512.Widen(Vector512.Load(w + i));
-                acc0 = Vector512.FusedMultiplyAdd((low << 16).AsSingle(), Vector512.Load(x + i), acc0);
-                acc1 = Vector512.FusedMultiplyAdd((high << 16).AsSingle(), Vector512.Load(x + i + 16), acc1);
+                acc = Vector512.FusedMultiplyAdd((low << 16).AsSingle(), Vector512.Load(x + i), acc);
+                acc = Vector512.FusedMultiplyAdd((high << 16).AsSingle(), Vector512.Load(x + i + 16), acc);
             }
-            sum = Vector512.Sum(acc0 + acc1);
+            if (i < n)
+            {
+                var last = Vector512.WidenLower(Vector512.Create(Vector256.Load(w + i), Vector256<ushort>.Zero));
+                acc = Vector512.FusedMultiplyAdd((last << 16).AsSingle(), Vector512.Load(x + i), acc);
+                i += 16;
+            }
+            sum = Vector512.Sum(acc);
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (width == Vector256<float>.Count)
         {
-            Vector256<float> acc0 = default, acc1 = default;
+            var acc = Vector256<float>.Zero;
             for (; i + 16 <= n; i += 16)
             {
                 var (low, high) = Vector256.Widen(Vector256.Load(w + i));
-                acc0 = Vector256.FusedMultiplyAdd((low << 16).AsSingle(), Vector256.Load(x + i), acc0);
-                acc1 = Vector256.FusedMultiplyAdd((high << 16).AsSingle(), Vector256.Load(x + i + 8), acc1);
+                acc = Vector256.FusedMultiplyAdd((low << 16).AsSingle(), Vector256.Load(x + i), acc);
+                acc = Vector256.FusedMultiplyAdd((high << 16).AsSingle(), Vector256.Load(x + i + 8), acc);
             }
-            sum = Vector256.Sum(acc0 + acc1);
+            if (i + 8 <= n)
+            {
+                var last = Vector256.WidenLower(Vector256.Create(Vector128.Load(w + i), Vector128<ushort>.Zero));
+                acc = Vector256.FusedMultiplyAdd((last << 16).AsSingle(), Vector256.Load(x + i), acc);
+                i += 8;
+            }
+            sum = Vector256.Sum(acc);
         }
         for (; i < n; i++)
-            sum += BitConverter.UInt32BitsToSingle((uint)w[i] << 16) * x[i];
+            sum = MathF.FusedMultiplyAdd(BitConverter.UInt32BitsToSingle((uint)w[i] << 16), x[i], sum);
         return sum;
     }
 
     /// <summary>True when <see cref="Tile4x4"/> runs vectorised for rows of <paramref name="n"/> floats.</summary>
-    public static bool HasTile(int n) =>
-        (Vector512.IsHardwareAccelerated && n % Vector512<float>.Count == 0) || (Vector256.IsHardwareAccelerated && n % Vector256<float>.Count == 0);
+    public static bool HasTile(int n) => Width(n) > 1 && n % Width(n) == 0;
 
     /// <summary>
     /// results[t·4 + r] = Σ rows[r·n + i]·x[t·xStride + i] for four F32 rows and four activation rows; n a multiple of the
@@ -157,7 +218,7 @@ public static unsafe class FloatDot
     {
         float* r1 = rows + n, r2 = rows + 2 * n, r3 = rows + 3 * n;
         float* x1 = x + xStride, x2 = x + 2 * xStride, x3 = x + 3 * xStride;
-        if (Vector512.IsHardwareAccelerated && n % Vector512<float>.Count == 0)
+        if (Width(n) == Vector512<float>.Count)
             Wide.Run(rows, r1, r2, r3, x, x1, x2, x3, n, results);
         else
             Narrow.Run(rows, r1, r2, r3, x, x1, x2, x3, n, results);

@@ -192,7 +192,7 @@ public static unsafe class MatMul
             return buffer;
         }
 
-        private static float Dot(float* a, float* b, int n) => TensorPrimitives.Dot(new ReadOnlySpan<float>(a, n), new ReadOnlySpan<float>(b, n));
+        private static float Dot(float* a, float* b, int n) => FloatDot.Singles(a, b, n);
     }
 }
 

@@ -68,6 +68,42 @@ public sealed unsafe class KernelTests
     }
 
     [Theory]
+    [InlineData(GgmlType.F32, 576)]
+    [InlineData(GgmlType.F16, 576)]
+    [InlineData(GgmlType.BF16, 576)]
+    [InlineData(GgmlType.F16, 48)]  // a multiple of 16 but not of 32
+    [InlineData(GgmlType.F16, 40)]  // a multiple of 8 only
+    [InlineData(GgmlType.F32, 100)] // not a multiple of 8: vector part and scalar tail
+    public void A_tokens_float_product_is_the_same_alone_and_in_a_batch(GgmlType type, int cols)
+    {
+        // Continuous batching must give a request exactly what it gets alone: the decode dots and the prefill tile sum
+        // in one order.
+        const int rows = 21, tokens = 9;
+        var random = new Random(cols);
+        float[] w = RandomVector(random, rows * cols);
+        float[] x = RandomVector(random, tokens * cols);
+        byte[] stored = type switch
+        {
+            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray(),
+            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, v => (Half)v).AsSpan()).ToArray(),
+            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, Bf16.FromSingle).AsSpan()).ToArray(),
+        };
+        fixed (byte* p = stored)
+        {
+            var tensor = new WeightTensor("w", type, [rows, cols], p, stored.Length);
+            using var pool = new WorkerPool(2);
+            var batch = new float[tokens * rows];
+            MatMul.Multiply(pool, x, tokens, tensor, batch);
+            var alone = new float[rows];
+            for (int t = 0; t < tokens; t++)
+            {
+                MatMul.Multiply(pool, x.AsSpan(t * cols, cols), 1, tensor, alone);
+                Assert.Equal(alone, batch.AsSpan(t * rows, rows).ToArray());
+            }
+        }
+    }
+
+    [Theory]
     [InlineData(false)]
     [InlineData(true)]
     public void The_vector_half_conversion_equals_dotnets_for_every_half_including_subnormals_infinities_and_nans(bool wide)
