@@ -16,9 +16,11 @@ internal readonly record struct AttentionOptions(float Scale, float SoftCap = 0,
 
 /// <summary>
 /// Scaled dot-product attention with a causal mask and grouped-query sharing: query head h reads KV head
-/// h / (heads / kvHeads). One parallel item per (token, head), or per (token, head, part of the keys) when there are too
-/// few of those to keep every thread busy, as in decoding (one token: nine heads on two threads would leave one thread
-/// idle for a ninth of the step); the parts' partial softmax sums are then merged (as flash-decoding does).
+/// h / (heads / kvHeads). One parallel item per (token, head, part of the keys): when the heads do not divide evenly
+/// among the threads (nine heads on two threads would leave one thread idle for a ninth of a decoding step), each
+/// head's keys are split in parts whose partial softmax sums are merged afterwards, as flash-decoding does. Whether and
+/// where a token's keys are split depends only on the head and thread counts and on that token's own context, never on
+/// the other tokens of the batch, so a sequence gets the same attention alone, batched with others, or in a prefill.
 /// </summary>
 internal sealed class CausalAttention : IParallelWork
 {
@@ -54,7 +56,7 @@ internal sealed class CausalAttention : IParallelWork
         _headDim = headDim;
         _kvStride = kvStride;
         _options = options;
-        _parts = PartsPerHead(tokens * heads, pool.ThreadCount, LongestContext(tokens, start));
+        _parts = PartsPerHead(heads, pool.ThreadCount);
         if (_parts > 1)
             EnsureParts(tokens * heads * _parts, headDim);
         pool.For(tokens * heads * _parts, this);
@@ -84,29 +86,20 @@ internal sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// Parts per head: 1 when the (token, head) items already divide evenly among the threads or are many; else the
-    /// fewest parts that make the item count a multiple of the threads, keeping at least <see cref="MinKeysPerPart"/> keys each.
+    /// Parts per head: 1 when the heads already divide evenly among the threads or are many; else the fewest parts (up
+    /// to 4) that make the item count of one token a multiple of the threads. A token whose context is shorter than
+    /// <see cref="MinKeysPerPart"/> keys per part is not split (its first part takes every key).
     /// </summary>
-    internal static int PartsPerHead(int items, int threads, int keys)
+    internal static int PartsPerHead(int heads, int threads)
     {
-        if (threads <= 1 || items % threads == 0 || items >= 8 * threads)
+        if (threads <= 1 || heads % threads == 0 || heads >= 8 * threads)
             return 1;
-        for (int parts = 2; parts <= 4 && parts * MinKeysPerPart <= keys; parts++)
+        for (int parts = 2; parts <= 4; parts++)
         {
-            if (items * parts % threads == 0 || items * parts >= 8 * threads)
+            if (heads * parts % threads == 0 || heads * parts >= 8 * threads)
                 return parts;
         }
         return 1;
-    }
-
-    private int LongestContext(int tokens, int start)
-    {
-        if (_rowPositions is not { } positions)
-            return start + tokens;
-        int longest = 0;
-        for (int t = 0; t < tokens; t++)
-            longest = Math.Max(longest, positions[t] + 1);
-        return longest;
     }
 
     private void EnsureParts(int count, int headDim)
@@ -136,23 +129,25 @@ internal sealed class CausalAttention : IParallelWork
         }
         int length = position + 1;
         int first = _options.Window > 0 ? Math.Max(0, position - _options.Window + 1) : 0;
+        // Whether this token's keys are split depends on its own key count only (see the class summary). An unsplit
+        // token's first part writes the final, normalised output; its other parts have nothing to do.
+        bool split = false;
         if (_parts > 1)
         {
-            int share = (length - first + _parts - 1) / _parts;
-            first += part * share;
-            length = Math.Min(length, first + share);
+            int keyCount = length - first;
+            split = keyCount >= _parts * MinKeysPerPart;
+            if (!split && part > 0)
+                return;
+            if (split)
+            {
+                int share = (keyCount + _parts - 1) / _parts;
+                first += part * share;
+                length = Math.Min(length, first + share);
+            }
         }
-        var output = _parts > 1
+        var output = split
             ? new Span<float>(_partOutputs, index * headDim, headDim)
             : new Span<float>(_output, t * qDim + h * headDim, headDim);
-        if (first >= length)
-        {
-            // An empty part (a short window split in several): it adds nothing to the merge.
-            output.Clear();
-            _partMaxima[index] = float.NegativeInfinity;
-            _partSums[index] = 0;
-            return;
-        }
 
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
@@ -195,7 +190,7 @@ internal sealed class CausalAttention : IParallelWork
                 AddScaled(new ReadOnlySpan<float>(values, j * kvStride + offset, headDim), scores[j], output);
         }
 
-        if (_parts > 1)
+        if (split)
         {
             _partMaxima[index] = max;
             _partSums[index] = sum;
@@ -203,11 +198,14 @@ internal sealed class CausalAttention : IParallelWork
         else
         {
             TensorPrimitives.Multiply(output, 1f / sum, output);
+            if (_parts > 1)
+                _partSums[index] = float.NaN; // marks the item final for MergeParts
         }
     }
 
     /// <summary>
-    /// output[item] = Σₚ e^(maxₚ − M)·outₚ / Σₚ e^(maxₚ − M)·sumₚ over the parts of each (token, head), M the largest maxₚ.
+    /// output[item] = Σₚ e^(maxₚ − M)·outₚ / Σₚ e^(maxₚ − M)·sumₚ over the parts of each split (token, head), M the
+    /// largest maxₚ; items that were not split already hold their output.
     /// </summary>
     private void MergeParts(int items)
     {
@@ -215,6 +213,8 @@ internal sealed class CausalAttention : IParallelWork
         for (int item = 0; item < items; item++)
         {
             int firstPart = item * parts;
+            if (float.IsNaN(_partSums[firstPart]))
+                continue;
             float max = float.NegativeInfinity;
             for (int p = 0; p < parts; p++)
                 max = MathF.Max(max, _partMaxima[firstPart + p]);
@@ -223,8 +223,6 @@ internal sealed class CausalAttention : IParallelWork
             float total = 0;
             for (int p = 0; p < parts; p++)
             {
-                if (_partSums[firstPart + p] == 0)
-                    continue;
                 float factor = MathF.Exp(_partMaxima[firstPart + p] - max);
                 total += factor * _partSums[firstPart + p];
                 TensorPrimitives.MultiplyAdd(new ReadOnlySpan<float>(_partOutputs, (firstPart + p) * headDim, headDim), factor, output, output);

@@ -78,15 +78,37 @@ public sealed class CausalAttentionTests
     }
 
     [Theory]
-    [InlineData(9, 2, 300, 2)]   // decoding SmolLM-135M on two threads: eighteen items
-    [InlineData(15, 2, 300, 2)]
-    [InlineData(8, 2, 300, 1)]   // already even
-    [InlineData(9, 1, 300, 1)]   // one thread: nothing to balance
-    [InlineData(9, 2, 40, 1)]    // too few keys for two parts of 32
-    [InlineData(576, 2, 300, 1)] // a prefill: many items
-    [InlineData(5, 4, 300, 4)]
-    public void Heads_are_split_in_parts_only_when_the_threads_would_otherwise_wait(int items, int threads, int keys, int parts) =>
-        Assert.Equal(parts, CausalAttention.PartsPerHead(items, threads, keys));
+    [InlineData(9, 2, 2)]    // SmolLM-135M on two threads: eighteen items per token
+    [InlineData(15, 2, 2)]
+    [InlineData(8, 2, 1)]    // already even
+    [InlineData(9, 1, 1)]    // one thread: nothing to balance
+    [InlineData(9, 3, 1)]
+    [InlineData(32, 3, 1)]   // many heads
+    [InlineData(5, 4, 4)]
+    public void Heads_are_split_in_parts_only_when_the_threads_would_otherwise_wait(int heads, int threads, int parts) =>
+        Assert.Equal(parts, CausalAttention.PartsPerHead(heads, threads));
+
+    [Fact]
+    public void A_token_gets_the_same_attention_alone_and_in_a_prefill()
+    {
+        // The split of a token's keys depends on its own context only, so decoding position p alone gives the bits a
+        // prefill gives position p, on two threads, where nine heads are split in two parts from 64 keys on.
+        const int headDim = 64, heads = 9, kvHeads = 3, kvStride = kvHeads * headDim, tokens = 40, start = 60;
+        var random = new Random(8);
+        float[] keys = RandomFloats((start + tokens) * kvStride, random, 1f);
+        float[] values = RandomFloats((start + tokens) * kvStride, random, 1f);
+        float[] q = RandomFloats(tokens * heads * headDim, random, 1f);
+        var options = new AttentionOptions(0.125f);
+        using var pool = new WorkerPool(2);
+        var prefill = new float[q.Length];
+        new CausalAttention().Run(pool, q, keys, values, prefill, tokens, start, heads, kvHeads, headDim, kvStride, options);
+        var alone = new float[heads * headDim];
+        for (int t = 0; t < tokens; t++)
+        {
+            new CausalAttention().Run(pool, q.AsSpan(t * heads * headDim, heads * headDim).ToArray(), keys, values, alone, 1, start + t, heads, kvHeads, headDim, kvStride, options);
+            Assert.Equal(alone, prefill.AsSpan(t * heads * headDim, heads * headDim).ToArray());
+        }
+    }
 
     private static double[] Reference(float[] q, float[] keys, float[] values, int tokens, int start, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
     {
