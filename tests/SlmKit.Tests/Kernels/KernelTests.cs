@@ -15,6 +15,14 @@ public sealed unsafe class KernelTests
         return v;
     }
 
+    /// <summary>The bytes of <paramref name="w"/> as a weight tensor of <paramref name="type"/> (F32, F16 or BF16) stores them.</summary>
+    private static byte[] Stored(GgmlType type, float[] w) => type switch
+    {
+        GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray(),
+        GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, v => (Half)v).AsSpan()).ToArray(),
+        _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, Bf16.FromSingle).AsSpan()).ToArray(),
+    };
+
     [Theory]
     [InlineData(GgmlType.F32, 1, 1, 1)]
     [InlineData(GgmlType.F32, 3, 17, 33)]
@@ -38,12 +46,7 @@ public sealed unsafe class KernelTests
         var random = new Random(rows * 31 + cols);
         float[] w = RandomVector(random, rows * cols);
         float[] x = RandomVector(random, tokens * cols);
-        byte[] stored = type switch
-        {
-            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray(),
-            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, v => (Half)v).AsSpan()).ToArray(),
-            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, Bf16.FromSingle).AsSpan()).ToArray(),
-        };
+        byte[] stored = Stored(type, w);
         // The reference uses the weights as stored (after rounding to F16/BF16).
         float[] effective = new float[w.Length];
         fixed (byte* p = stored)
@@ -82,12 +85,7 @@ public sealed unsafe class KernelTests
         var random = new Random(cols);
         float[] w = RandomVector(random, rows * cols);
         float[] x = RandomVector(random, tokens * cols);
-        byte[] stored = type switch
-        {
-            GgmlType.F32 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(w.AsSpan()).ToArray(),
-            GgmlType.F16 => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, v => (Half)v).AsSpan()).ToArray(),
-            _ => System.Runtime.InteropServices.MemoryMarshal.AsBytes(Array.ConvertAll(w, Bf16.FromSingle).AsSpan()).ToArray(),
-        };
+        byte[] stored = Stored(type, w);
         fixed (byte* p = stored)
         {
             var tensor = new WeightTensor("w", type, [rows, cols], p, stored.Length);
