@@ -42,16 +42,26 @@ public static unsafe class FloatDot
         return (value | (special & Vector256.Create(SingleExponentBits))).AsSingle();
     }
 
+    /// <inheritdoc cref="HalfToSingle(Vector512{int})"/>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal static Vector128<float> HalfToSingle(Vector128<int> halves)
+    {
+        var bits = (halves << 13).AsUInt32() & Vector128.Create(SignAndMagnitudeMask);
+        var value = (bits.AsSingle() * Vector128.Create(Rebias)).AsUInt32();
+        var special = Vector128.Equals(bits & Vector128.Create(HalfExponentBits), Vector128.Create(HalfExponentBits));
+        return (value | (special & Vector128.Create(SingleExponentBits))).AsSingle();
+    }
+
     /// <summary>
-    /// Widens halves to floats with the vector conversion above, 16 at a time in 512-bit vectors when
-    /// <paramref name="wide"/> (and accelerated), else 8 at a time in 256-bit ones: tests compare both with <see cref="Half"/>.
+    /// Widens halves to floats with the vector conversion above at <paramref name="bits"/> (512, 256 or 128) bits where
+    /// that width is accelerated, one by one otherwise: tests compare every width with <see cref="Half"/>.
     /// </summary>
-    internal static void HalvesToSingles(ReadOnlySpan<ushort> source, Span<float> destination, bool wide)
+    internal static void HalvesToSingles(ReadOnlySpan<ushort> source, Span<float> destination, int bits)
     {
         if (destination.Length < source.Length)
             throw new ArgumentException("destination too short", nameof(destination));
         int i = 0;
-        if (wide && Vector512.IsHardwareAccelerated)
+        if (bits == 512 && Vector512.IsHardwareAccelerated)
         {
             for (; i + 32 <= source.Length; i += 32)
             {
@@ -60,13 +70,22 @@ public static unsafe class FloatDot
                 HalfToSingle(high).CopyTo(destination.Slice(i + 16));
             }
         }
-        else if (Vector256.IsHardwareAccelerated)
+        else if (bits == 256 && Vector256.IsHardwareAccelerated)
         {
             for (; i + 16 <= source.Length; i += 16)
             {
                 var (low, high) = Vector256.Widen(Vector256.Create(source.Slice(i, 16)).AsInt16());
                 HalfToSingle(low).CopyTo(destination.Slice(i));
                 HalfToSingle(high).CopyTo(destination.Slice(i + 8));
+            }
+        }
+        else if (bits == 128 && Vector128.IsHardwareAccelerated)
+        {
+            for (; i + 8 <= source.Length; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Create(source.Slice(i, 8)).AsInt16());
+                HalfToSingle(low).CopyTo(destination.Slice(i));
+                HalfToSingle(high).CopyTo(destination.Slice(i + 4));
             }
         }
         for (; i < source.Length; i++)
@@ -91,6 +110,7 @@ public static unsafe class FloatDot
     private static int Width(int n) =>
         Vector512.IsHardwareAccelerated && n % Vector512<float>.Count == 0 ? Vector512<float>.Count
         : Vector256.IsHardwareAccelerated ? Vector256<float>.Count
+        : Vector128.IsHardwareAccelerated ? Vector128<float>.Count // NEON
         : 1;
 
     /// <summary>Σ a[i]·b[i] in the order of <see cref="Width"/>.</summary>
@@ -112,6 +132,13 @@ public static unsafe class FloatDot
             for (; i + Vector256<float>.Count <= n; i += Vector256<float>.Count)
                 acc = Vector256.FusedMultiplyAdd(Vector256.Load(a + i), Vector256.Load(b + i), acc);
             sum = Vector256.Sum(acc);
+        }
+        else if (width == Vector128<float>.Count)
+        {
+            var acc = Vector128<float>.Zero;
+            for (; i + Vector128<float>.Count <= n; i += Vector128<float>.Count)
+                acc = Vector128.FusedMultiplyAdd(Vector128.Load(a + i), Vector128.Load(b + i), acc);
+            sum = Vector128.Sum(acc);
         }
         for (; i < n; i++)
             sum = MathF.FusedMultiplyAdd(a[i], b[i], sum);
@@ -158,6 +185,23 @@ public static unsafe class FloatDot
             }
             sum = Vector256.Sum(acc);
         }
+        else if (width == Vector128<float>.Count)
+        {
+            var acc = Vector128<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Load(w + i));
+                acc = Vector128.FusedMultiplyAdd(HalfToSingle(low), Vector128.Load(x + i), acc);
+                acc = Vector128.FusedMultiplyAdd(HalfToSingle(high), Vector128.Load(x + i + 4), acc);
+            }
+            if (i + 4 <= n)
+            {
+                var last = Vector128.WidenLower(Vector128.Create(Vector64.Load(w + i), Vector64<short>.Zero));
+                acc = Vector128.FusedMultiplyAdd(HalfToSingle(last), Vector128.Load(x + i), acc);
+                i += 4;
+            }
+            sum = Vector128.Sum(acc);
+        }
         for (; i < n; i++)
             sum = MathF.FusedMultiplyAdd((float)BitConverter.Int16BitsToHalf(w[i]), x[i], sum);
         return sum;
@@ -202,13 +246,30 @@ public static unsafe class FloatDot
             }
             sum = Vector256.Sum(acc);
         }
+        else if (width == Vector128<float>.Count)
+        {
+            var acc = Vector128<float>.Zero;
+            for (; i + 8 <= n; i += 8)
+            {
+                var (low, high) = Vector128.Widen(Vector128.Load(w + i));
+                acc = Vector128.FusedMultiplyAdd((low << 16).AsSingle(), Vector128.Load(x + i), acc);
+                acc = Vector128.FusedMultiplyAdd((high << 16).AsSingle(), Vector128.Load(x + i + 4), acc);
+            }
+            if (i + 4 <= n)
+            {
+                var last = Vector128.WidenLower(Vector128.Create(Vector64.Load(w + i), Vector64<ushort>.Zero));
+                acc = Vector128.FusedMultiplyAdd((last << 16).AsSingle(), Vector128.Load(x + i), acc);
+                i += 4;
+            }
+            sum = Vector128.Sum(acc);
+        }
         for (; i < n; i++)
             sum = MathF.FusedMultiplyAdd(BitConverter.UInt32BitsToSingle((uint)w[i] << 16), x[i], sum);
         return sum;
     }
 
     /// <summary>True when <see cref="Tile4x4"/> runs vectorised for rows of <paramref name="n"/> floats.</summary>
-    public static bool HasTile(int n) => Width(n) > 1 && n % Width(n) == 0;
+    public static bool HasTile(int n) => Width(n) >= Vector256<float>.Count && n % Width(n) == 0;
 
     /// <summary>
     /// results[t·4 + r] = Σ rows[r·n + i]·x[t·xStride + i] for four F32 rows and four activation rows; n a multiple of the
