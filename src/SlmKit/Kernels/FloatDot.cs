@@ -95,8 +95,8 @@ public static unsafe class FloatDot
     /// <summary>Σ w[i]·x[i] over <paramref name="n"/> elements of a weight row of <paramref name="type"/> (F32, F16 or BF16).</summary>
     public static float Row(GgmlType type, byte* w, float* x, int n) => type switch
     {
-        GgmlType.F16 => HalfRow((short*)w, x, n),
-        GgmlType.BF16 => Bf16Row((ushort*)w, x, n),
+        GgmlType.F16 => WidenedRow<HalfWidening>((short*)w, x, n),
+        GgmlType.BF16 => WidenedRow<Bf16Widening>((short*)w, x, n),
         GgmlType.F32 => Singles((float*)w, x, n),
         _ => throw new SlmKitException($"{type} is not a float weight type"),
     };
@@ -145,7 +145,43 @@ public static unsafe class FloatDot
         return sum;
     }
 
-    private static float HalfRow(short* w, float* x, int n)
+    /// <summary>How 16-bit float weights become floats: each lane holds the weight's 16 bits, sign-extended.</summary>
+    private interface IWidening
+    {
+        static abstract Vector512<float> ToSingle(Vector512<int> bits);
+
+        static abstract Vector256<float> ToSingle(Vector256<int> bits);
+
+        static abstract Vector128<float> ToSingle(Vector128<int> bits);
+
+        static abstract float ToSingle(short bits);
+    }
+
+    private readonly struct HalfWidening : IWidening
+    {
+        public static Vector512<float> ToSingle(Vector512<int> bits) => HalfToSingle(bits);
+
+        public static Vector256<float> ToSingle(Vector256<int> bits) => HalfToSingle(bits);
+
+        public static Vector128<float> ToSingle(Vector128<int> bits) => HalfToSingle(bits);
+
+        public static float ToSingle(short bits) => (float)BitConverter.Int16BitsToHalf(bits);
+    }
+
+    /// <summary>A bfloat16 is the upper half of a float's bits (the sign extension is shifted out).</summary>
+    private readonly struct Bf16Widening : IWidening
+    {
+        public static Vector512<float> ToSingle(Vector512<int> bits) => (bits << 16).AsSingle();
+
+        public static Vector256<float> ToSingle(Vector256<int> bits) => (bits << 16).AsSingle();
+
+        public static Vector128<float> ToSingle(Vector128<int> bits) => (bits << 16).AsSingle();
+
+        public static float ToSingle(short bits) => BitConverter.Int32BitsToSingle(bits << 16);
+    }
+
+    /// <summary>Σ w[i]·x[i] for a row of 16-bit float weights, widened in registers, in the order of <see cref="Width"/>.</summary>
+    private static float WidenedRow<TWidening>(short* w, float* x, int n) where TWidening : struct, IWidening
     {
         int i = 0;
         float sum = 0;
@@ -156,14 +192,14 @@ public static unsafe class FloatDot
             for (; i + 32 <= n; i += 32)
             {
                 var (low, high) = Vector512.Widen(Vector512.Load(w + i));
-                acc = Vector512.FusedMultiplyAdd(HalfToSingle(low), Vector512.Load(x + i), acc);
-                acc = Vector512.FusedMultiplyAdd(HalfToSingle(high), Vector512.Load(x + i + 16), acc);
+                acc = Vector512.FusedMultiplyAdd(TWidening.ToSingle(low), Vector512.Load(x + i), acc);
+                acc = Vector512.FusedMultiplyAdd(TWidening.ToSingle(high), Vector512.Load(x + i + 16), acc);
             }
             if (i < n)
             {
-                // n is a multiple of 16: the last 16 halves.
+                // n is a multiple of 16: the last 16 weights.
                 var last = Vector512.WidenLower(Vector512.Create(Vector256.Load(w + i), Vector256<short>.Zero));
-                acc = Vector512.FusedMultiplyAdd(HalfToSingle(last), Vector512.Load(x + i), acc);
+                acc = Vector512.FusedMultiplyAdd(TWidening.ToSingle(last), Vector512.Load(x + i), acc);
                 i += 16;
             }
             sum = Vector512.Sum(acc);
@@ -174,13 +210,13 @@ public static unsafe class FloatDot
             for (; i + 16 <= n; i += 16)
             {
                 var (low, high) = Vector256.Widen(Vector256.Load(w + i));
-                acc = Vector256.FusedMultiplyAdd(HalfToSingle(low), Vector256.Load(x + i), acc);
-                acc = Vector256.FusedMultiplyAdd(HalfToSingle(high), Vector256.Load(x + i + 8), acc);
+                acc = Vector256.FusedMultiplyAdd(TWidening.ToSingle(low), Vector256.Load(x + i), acc);
+                acc = Vector256.FusedMultiplyAdd(TWidening.ToSingle(high), Vector256.Load(x + i + 8), acc);
             }
             if (i + 8 <= n)
             {
                 var last = Vector256.WidenLower(Vector256.Create(Vector128.Load(w + i), Vector128<short>.Zero));
-                acc = Vector256.FusedMultiplyAdd(HalfToSingle(last), Vector256.Load(x + i), acc);
+                acc = Vector256.FusedMultiplyAdd(TWidening.ToSingle(last), Vector256.Load(x + i), acc);
                 i += 8;
             }
             sum = Vector256.Sum(acc);
@@ -191,80 +227,19 @@ public static unsafe class FloatDot
             for (; i + 8 <= n; i += 8)
             {
                 var (low, high) = Vector128.Widen(Vector128.Load(w + i));
-                acc = Vector128.FusedMultiplyAdd(HalfToSingle(low), Vector128.Load(x + i), acc);
-                acc = Vector128.FusedMultiplyAdd(HalfToSingle(high), Vector128.Load(x + i + 4), acc);
+                acc = Vector128.FusedMultiplyAdd(TWidening.ToSingle(low), Vector128.Load(x + i), acc);
+                acc = Vector128.FusedMultiplyAdd(TWidening.ToSingle(high), Vector128.Load(x + i + 4), acc);
             }
             if (i + 4 <= n)
             {
                 var last = Vector128.WidenLower(Vector128.Create(Vector64.Load(w + i), Vector64<short>.Zero));
-                acc = Vector128.FusedMultiplyAdd(HalfToSingle(last), Vector128.Load(x + i), acc);
+                acc = Vector128.FusedMultiplyAdd(TWidening.ToSingle(last), Vector128.Load(x + i), acc);
                 i += 4;
             }
             sum = Vector128.Sum(acc);
         }
         for (; i < n; i++)
-            sum = MathF.FusedMultiplyAdd((float)BitConverter.Int16BitsToHalf(w[i]), x[i], sum);
-        return sum;
-    }
-
-    private static float Bf16Row(ushort* w, float* x, int n)
-    {
-        int i = 0;
-        float sum = 0;
-        int width = Width(n);
-        if (width == Vector512<float>.Count)
-        {
-            var acc = Vector512<float>.Zero;
-            for (; i + 32 <= n; i += 32)
-            {
-                var (low, high) = Vector512.Widen(Vector512.Load(w + i));
-                acc = Vector512.FusedMultiplyAdd((low << 16).AsSingle(), Vector512.Load(x + i), acc);
-                acc = Vector512.FusedMultiplyAdd((high << 16).AsSingle(), Vector512.Load(x + i + 16), acc);
-            }
-            if (i < n)
-            {
-                var last = Vector512.WidenLower(Vector512.Create(Vector256.Load(w + i), Vector256<ushort>.Zero));
-                acc = Vector512.FusedMultiplyAdd((last << 16).AsSingle(), Vector512.Load(x + i), acc);
-                i += 16;
-            }
-            sum = Vector512.Sum(acc);
-        }
-        else if (width == Vector256<float>.Count)
-        {
-            var acc = Vector256<float>.Zero;
-            for (; i + 16 <= n; i += 16)
-            {
-                var (low, high) = Vector256.Widen(Vector256.Load(w + i));
-                acc = Vector256.FusedMultiplyAdd((low << 16).AsSingle(), Vector256.Load(x + i), acc);
-                acc = Vector256.FusedMultiplyAdd((high << 16).AsSingle(), Vector256.Load(x + i + 8), acc);
-            }
-            if (i + 8 <= n)
-            {
-                var last = Vector256.WidenLower(Vector256.Create(Vector128.Load(w + i), Vector128<ushort>.Zero));
-                acc = Vector256.FusedMultiplyAdd((last << 16).AsSingle(), Vector256.Load(x + i), acc);
-                i += 8;
-            }
-            sum = Vector256.Sum(acc);
-        }
-        else if (width == Vector128<float>.Count)
-        {
-            var acc = Vector128<float>.Zero;
-            for (; i + 8 <= n; i += 8)
-            {
-                var (low, high) = Vector128.Widen(Vector128.Load(w + i));
-                acc = Vector128.FusedMultiplyAdd((low << 16).AsSingle(), Vector128.Load(x + i), acc);
-                acc = Vector128.FusedMultiplyAdd((high << 16).AsSingle(), Vector128.Load(x + i + 4), acc);
-            }
-            if (i + 4 <= n)
-            {
-                var last = Vector128.WidenLower(Vector128.Create(Vector64.Load(w + i), Vector64<ushort>.Zero));
-                acc = Vector128.FusedMultiplyAdd((last << 16).AsSingle(), Vector128.Load(x + i), acc);
-                i += 4;
-            }
-            sum = Vector128.Sum(acc);
-        }
-        for (; i < n; i++)
-            sum = MathF.FusedMultiplyAdd(BitConverter.UInt32BitsToSingle((uint)w[i] << 16), x[i], sum);
+            sum = MathF.FusedMultiplyAdd(TWidening.ToSingle(w[i]), x[i], sum);
         return sum;
     }
 

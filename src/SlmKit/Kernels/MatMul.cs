@@ -169,7 +169,7 @@ public static unsafe class MatMul
                         for (; t < _tokens; t++)
                         {
                             for (int i = 0; i < 4; i++)
-                                _y[(long)t * rows + r + i] = Dot(four + i * cols, _x + (long)t * cols, cols);
+                                _y[(long)t * rows + r + i] = FloatDot.Singles(four + i * cols, _x + (long)t * cols, cols);
                         }
                     }
                 }
@@ -177,7 +177,7 @@ public static unsafe class MatMul
                 {
                     float* row = RowsAsSingles(r, 1, widened);
                     for (int t = 0; t < _tokens; t++)
-                        _y[(long)t * rows + r] = Dot(row, _x + (long)t * cols, cols);
+                        _y[(long)t * rows + r] = FloatDot.Singles(row, _x + (long)t * cols, cols);
                 }
             }
         }
@@ -191,8 +191,6 @@ public static unsafe class MatMul
                 WidenRow(_w, _type, _cols, r + i, new Span<float>(buffer + i * _cols, _cols));
             return buffer;
         }
-
-        private static float Dot(float* a, float* b, int n) => FloatDot.Singles(a, b, n);
     }
 }
 
