@@ -2,7 +2,8 @@ namespace SlmKit.Kernels;
 
 /// <summary>
 /// How a matrix product's rows are divided among the pool's threads. Decoding (a token or two) is bound by memory
-/// reads: one contiguous range per thread. Prefill (many tokens per row) is bound by arithmetic: 16-row chunks claimed
+/// reads: one contiguous range per thread (with two threads, quantized products move the boundary to where the
+/// threads' measured speeds put it: <see cref="DecodeBalance"/>). Prefill (many tokens per row) is bound by arithmetic: 16-row chunks claimed
 /// dynamically (from both ends with two threads, see <see cref="WorkerPool"/>), so that a thread delayed by the
 /// operating system has its share taken by the others. Ranges are cut at
 /// multiples of 16 rows so that no two threads write into the same 64-byte line of the output.
@@ -16,7 +17,8 @@ namespace SlmKit.Kernels;
 /// </remarks>
 public static class RowSplit
 {
-    private const int Alignment = 16;
+    /// <summary>Ranges start at multiples of this many rows (16 floats of output: one 64-byte line).</summary>
+    internal const int Alignment = 16;
 
     /// <summary>Tokens from which a product counts as prefill (arithmetic-bound) rather than decode (memory-bound).</summary>
     public const int PrefillTokens = 4;

@@ -64,6 +64,9 @@ public sealed class WorkerPool : IDisposable
     /// <summary>Threads that run a region, the caller's included.</summary>
     public int ThreadCount { get; }
 
+    /// <summary>Where this pool's two threads split each decode product, learnt from their speeds.</summary>
+    internal DecodeBalance Balance { get; } = new();
+
     /// <summary>The process-wide pool, sized to the machine's cores until <see cref="ConfigureShared"/> says otherwise.</summary>
     public static WorkerPool Shared
     {

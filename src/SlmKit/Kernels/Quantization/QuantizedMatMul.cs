@@ -1,3 +1,4 @@
+using System.Diagnostics;
 using SlmKit.Tensors;
 
 namespace SlmKit.Kernels.Quantization;
@@ -7,7 +8,8 @@ namespace SlmKit.Kernels.Quantization;
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
 /// integer dot product scaled per block; in prefill, tiles of eight or sixteen rows × up to 64 tokens (32-element block
 /// types, <see cref="QuantizedDot.BestRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
-/// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>; each
+/// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>, or with two threads decoding at
+/// a learnt boundary (<see cref="DecodeBalance"/>); each
 /// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
 /// same input (Q, K and V; gate and up) run in one parallel region on one quantization of the input.
 /// </summary>
@@ -55,17 +57,23 @@ internal static unsafe class QuantizedMatMul
         var activations = t_activations ??= new QuantizedActivations();
         activations.Quantize(input, tokens, cols, superBlocks);
         var work = t_work ??= new Work();
+        // Two threads decoding: one split of all the region's rows, where the threads' measured speeds put it.
+        var balance = pool.ThreadCount == 2 && tokens < RowSplit.PrefillTokens ? pool.Balance.For((nint)weight0.Data) : null;
         fixed (float* y0 = output0)
         fixed (float* y1 = output1)
         fixed (float* y2 = output2)
         {
-            work.Begin(activations, tokens);
+            work.Begin(activations, tokens, balance is not null);
             work.Add(pool, weight0, y0);
             if (weight1 is not null)
                 work.Add(pool, weight1, y1);
             if (weight2 is not null)
                 work.Add(pool, weight2, y2);
+            if (balance is not null)
+                work.SplitAt(balance.FrontShare);
             pool.For(work.Count, work);
+            if (balance is not null && work.TryGetHalves(out long frontTicks, out int frontRows, out long backTicks, out int backRows))
+                balance.FrontShare = DecodeBalance.Next(balance.FrontShare, frontTicks, frontRows, backTicks, backRows);
             work.Clear();
         }
     }
@@ -86,23 +94,32 @@ internal static unsafe class QuantizedMatMul
         return blocks;
     }
 
-    /// <summary>The parallel items of one region: the row ranges of each matrix in turn.</summary>
+    /// <summary>
+    /// The parallel items of one region: the row ranges of each matrix in turn, or, balanced (two threads decoding), two
+    /// items over the matrices' rows laid end to end: [0, split) and [split, end).
+    /// </summary>
     private sealed class Work : IParallelWork
     {
         private readonly Matrix[] _matrices = new Matrix[MaxMatrices];
         private int _matrixCount;
         private int _tokens;
         private QuantizedActivations? _activations;
+        private bool _balanced;
+        private int _totalRows, _split;
+        private readonly long[] _ticks = new long[2];
+        private readonly int[] _threads = new int[2];
 
-        /// <summary>Parallel items in the region (row ranges over all matrices).</summary>
+        /// <summary>Parallel items in the region.</summary>
         public int Count { get; private set; }
 
-        public void Begin(QuantizedActivations activations, int tokens)
+        public void Begin(QuantizedActivations activations, int tokens, bool balanced)
         {
             _activations = activations;
             _tokens = tokens;
+            _balanced = balanced;
             _matrixCount = 0;
-            Count = 0;
+            _totalRows = 0;
+            Count = balanced ? 2 : 0;
         }
 
         public void Add(WorkerPool pool, WeightTensor weight, float* y)
@@ -110,13 +127,38 @@ internal static unsafe class QuantizedMatMul
             int rows = checked((int)weight.RowCount);
             int blocks = BlocksPerRow(weight, out long rowBytes);
             int rowsPerRange = RowSplit.RowsPerRange(rows, pool.ThreadCount, _tokens);
-            int ranges = RowSplit.RangeCount(rows, rowsPerRange);
             _matrices[_matrixCount++] = new Matrix(
                 (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
                 (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
                 s_rowTiles[(int)weight.Type],
-                weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count);
-            Count += ranges;
+                weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count, _totalRows);
+            _totalRows += rows;
+            if (!_balanced)
+                Count += RowSplit.RangeCount(rows, rowsPerRange);
+        }
+
+        /// <summary>
+        /// Puts the split of a balanced region near <paramref name="frontShare"/> of its rows, at a multiple of
+        /// <see cref="RowSplit.Alignment"/> rows into the matrix it falls in.
+        /// </summary>
+        public void SplitAt(double frontShare)
+        {
+            int target = (int)Math.Round(frontShare * _totalRows);
+            int m = _matrixCount - 1;
+            while (_matrices[m].FirstRow > target)
+                m--;
+            int within = target - _matrices[m].FirstRow;
+            _split = _matrices[m].FirstRow + within / RowSplit.Alignment * RowSplit.Alignment;
+        }
+
+        /// <summary>Each half's time and rows, when two different threads ran them (only then do they compare speeds).</summary>
+        public bool TryGetHalves(out long frontTicks, out int frontRows, out long backTicks, out int backRows)
+        {
+            frontTicks = _ticks[0];
+            backTicks = _ticks[1];
+            frontRows = _split;
+            backRows = _totalRows - _split;
+            return _threads[0] != _threads[1];
         }
 
         public void Clear()
@@ -127,12 +169,32 @@ internal static unsafe class QuantizedMatMul
 
         public void Execute(int index)
         {
-            int m = _matrixCount - 1;
-            while (_matrices[m].FirstItem > index)
-                m--;
-            ref readonly var matrix = ref _matrices[m];
-            int first = (index - matrix.FirstItem) * matrix.RowsPerRange;
-            int last = Math.Min(first + matrix.RowsPerRange, matrix.Rows);
+            if (_balanced)
+            {
+                long start = Stopwatch.GetTimestamp();
+                int first = index == 0 ? 0 : _split, last = index == 0 ? _split : _totalRows;
+                for (int m = 0; m < _matrixCount; m++)
+                {
+                    ref readonly var matrix = ref _matrices[m];
+                    int from = Math.Max(first, matrix.FirstRow), to = Math.Min(last, matrix.FirstRow + matrix.Rows);
+                    if (from < to)
+                        Rows(matrix, from - matrix.FirstRow, to - matrix.FirstRow);
+                }
+                _ticks[index] = Stopwatch.GetTimestamp() - start;
+                _threads[index] = Environment.CurrentManagedThreadId;
+                return;
+            }
+            int k = _matrixCount - 1;
+            while (_matrices[k].FirstItem > index)
+                k--;
+            ref readonly var owner = ref _matrices[k];
+            int begin = (index - owner.FirstItem) * owner.RowsPerRange;
+            Rows(owner, begin, Math.Min(begin + owner.RowsPerRange, owner.Rows));
+        }
+
+        /// <summary>Rows [first, last) of <paramref name="matrix"/> for every token.</summary>
+        private void Rows(in Matrix matrix, int first, int last)
+        {
             var activations = _activations!;
             var kernel = matrix.Kernel;
             byte* w = matrix.Weights;
@@ -181,7 +243,7 @@ internal static unsafe class QuantizedMatMul
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
         RowTile rowTile,
-        byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem)
+        byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem, int firstRow)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
@@ -193,5 +255,8 @@ internal static unsafe class QuantizedMatMul
         public readonly float* Output = output;
         public readonly int RowsPerRange = rowsPerRange;
         public readonly int FirstItem = firstItem;
+
+        /// <summary>Where the matrix's rows start among the region's rows laid end to end.</summary>
+        public readonly int FirstRow = firstRow;
     }
 }
