@@ -8,10 +8,10 @@ namespace SlmKit.Kernels.Quantization;
 /// once per call (per 32 elements, or per 256 for the K types, as llama.cpp does), then every (row, token) pair is an
 /// integer dot product scaled per block; in prefill, tiles of eight or sixteen rows × up to 64 tokens (32-element block
 /// types, <see cref="QuantizedDot.BestRowTile"/>) or one row × four tokens (<see cref="QuantizedDot.BestTile"/>) share
-/// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>, or with two threads decoding at
-/// a learnt boundary (<see cref="DecodeBalance"/>); each
-/// weight row is read once per call and reused for every token while it is in L1. Up to three matrices that read the
-/// same input (Q, K and V; gate and up) run in one parallel region on one quantization of the input.
+/// each unpacked weight block. Rows are divided among the pool's threads by <see cref="RowSplit"/>, or, with two threads
+/// decoding, at a learnt boundary (<see cref="DecodeBalance"/>); each weight row is read once per call and reused for
+/// every token while it is in L1. Up to three matrices that read the same input (Q, K and V; gate and up) run in one
+/// parallel region on one quantization of the input.
 /// </summary>
 internal static unsafe class QuantizedMatMul
 {
