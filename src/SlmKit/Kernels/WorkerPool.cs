@@ -35,10 +35,7 @@ public sealed class WorkerPool : IDisposable
     private readonly object _regionLock = new();
     private IParallelWork? _work;
     private int _count;
-    private int _next;
-    private int _claimed;
-    private int _remaining;
-    private long _generation;
+    private Counters _counters;
     private volatile bool _disposed;
     private Exception? _failure;
 
@@ -110,11 +107,11 @@ public sealed class WorkerPool : IDisposable
         {
             _work = work;
             _count = count;
-            _next = 0;
-            _claimed = 0;
+            _counters.Next = 0;
+            _counters.Claimed = 0;
             _failure = null;
-            Volatile.Write(ref _remaining, _threads.Length);
-            Interlocked.Increment(ref _generation);
+            Volatile.Write(ref _counters.Remaining, _threads.Length);
+            Interlocked.Increment(ref _counters.Generation);
             for (int i = 0; i < _signals.Length; i++)
             {
                 if (Interlocked.Exchange(ref _sleeping[i], 0) == 1)
@@ -124,7 +121,7 @@ public sealed class WorkerPool : IDisposable
             RunItems(fromBack: false);
             // The workers are normally a fraction of a microsecond behind: wait for them with pause, not with
             // SpinWait, whose sched_yield calls (≈ 1 µs each in a VM) made the caller notice late, once per region.
-            for (int spins = 0; Volatile.Read(ref _remaining) != 0; spins++)
+            for (int spins = 0; Volatile.Read(ref _counters.Remaining) != 0; spins++)
             {
                 if (spins < SpinIterationsBeforeSleep)
                     Pause();
@@ -161,23 +158,31 @@ public sealed class WorkerPool : IDisposable
             {
                 // Each successful claim is one item; the front's k claims and the back's m claims are items 0…k−1 and
                 // count−m…count−1, disjoint because k + m ≤ count, and together all of them.
-                int taken = 0;
-                while (Interlocked.Increment(ref _claimed) <= count)
+                // A claim that took the last item ends the loop without another increment: on this VM each atomic on
+                // the shared counter moves its cache line between the cores (≈ 250 ns), on the region's critical path.
+                int taken = 0, claim;
+                while ((claim = Interlocked.Increment(ref _counters.Claimed)) <= count)
                 {
                     work.Execute(fromBack ? count - 1 - taken : taken);
                     taken++;
+                    if (claim == count)
+                        return;
                 }
                 return;
             }
             int i;
-            while ((i = Interlocked.Increment(ref _next) - 1) < count)
+            while ((i = Interlocked.Increment(ref _counters.Next) - 1) < count)
+            {
                 work.Execute(i);
+                if (i == count - 1)
+                    return;
+            }
         }
         catch (Exception e)
         {
             Interlocked.CompareExchange(ref _failure, e, null);
-            Volatile.Write(ref _next, count);
-            Volatile.Write(ref _claimed, count);
+            Volatile.Write(ref _counters.Next, count);
+            Volatile.Write(ref _counters.Claimed, count);
         }
     }
 
@@ -188,7 +193,7 @@ public sealed class WorkerPool : IDisposable
         {
             int spins = 0;
             long generation;
-            while ((generation = Volatile.Read(ref _generation)) == seen)
+            while ((generation = Volatile.Read(ref _counters.Generation)) == seen)
             {
                 if (_disposed)
                     return;
@@ -199,7 +204,7 @@ public sealed class WorkerPool : IDisposable
                 }
 
                 Volatile.Write(ref _sleeping[id], 1);
-                if (Volatile.Read(ref _generation) != seen || _disposed)
+                if (Volatile.Read(ref _counters.Generation) != seen || _disposed)
                 {
                     // Either we take our sleeping flag back, or the releaser already took it and released us.
                     if (Interlocked.Exchange(ref _sleeping[id], 0) == 0)
@@ -214,8 +219,24 @@ public sealed class WorkerPool : IDisposable
             if (_disposed)
                 return;
             RunItems(fromBack: true);
-            Interlocked.Decrement(ref _remaining);
+            Interlocked.Decrement(ref _counters.Remaining);
         }
+    }
+
+    /// <summary>
+    /// The counters both threads touch in every region, each group on its own 64-byte line: the region's generation
+    /// (workers poll it), the item claims (atomics from every thread) and the count of workers still running (the
+    /// caller polls it). On one line with the pool's other fields, every claim invalidated the line the other thread
+    /// was polling: an empty two-item region took 2.2-2.5 µs on the benchmark VM, on three lines 0.9-1.0 µs (a
+    /// cross-core round trip there is ≈ 0.5 µs; alternating runs). Decoding runs ≈ 150 regions per token.
+    /// </summary>
+    [System.Runtime.InteropServices.StructLayout(System.Runtime.InteropServices.LayoutKind.Explicit, Size = 192)]
+    private struct Counters
+    {
+        [System.Runtime.InteropServices.FieldOffset(0)] public long Generation;
+        [System.Runtime.InteropServices.FieldOffset(64)] public int Claimed;
+        [System.Runtime.InteropServices.FieldOffset(68)] public int Next;
+        [System.Runtime.InteropServices.FieldOffset(128)] public int Remaining;
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
@@ -234,7 +255,7 @@ public sealed class WorkerPool : IDisposable
         if (_disposed)
             return;
         _disposed = true;
-        Interlocked.Increment(ref _generation);
+        Interlocked.Increment(ref _counters.Generation);
         for (int i = 0; i < _signals.Length; i++)
         {
             if (Interlocked.Exchange(ref _sleeping[i], 0) == 1)
