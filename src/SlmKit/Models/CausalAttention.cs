@@ -16,11 +16,14 @@ internal readonly record struct AttentionOptions(float Scale, float SoftCap = 0,
 
 /// <summary>
 /// Scaled dot-product attention with a causal mask and grouped-query sharing: query head h reads KV head
-/// h / (heads / kvHeads). One parallel item per (token, head, part of the keys): when the heads do not divide evenly
-/// among the threads (nine heads on two threads would leave one thread idle for a ninth of a decoding step), each
-/// head's keys are split in parts whose partial softmax sums are merged afterwards, as flash-decoding does. Whether and
-/// where a token's keys are split depends only on the head and thread counts and on that token's own context, never on
-/// the other tokens of the batch, so a sequence gets the same attention alone, batched with others, or in a prefill.
+/// h / (heads / kvHeads). One parallel item per (token, KV head, part of the keys), in which the query heads sharing
+/// that KV head run one after another while its keys and values are in L1 (SmolLM-135M: three items of three query
+/// heads per token rather than nine; each item claim is an atomic whose cache line crosses between the cores). When
+/// the KV heads do not divide evenly among the threads (three on two threads would leave one thread idle for a third of
+/// a decoding step), each head's keys are split in parts whose partial softmax sums are merged afterwards, as
+/// flash-decoding does. Whether and where a token's keys are split depends only on the head and thread counts and on
+/// that token's own context, never on the other tokens of the batch, so a sequence gets the same attention alone,
+/// batched with others, or in a prefill.
 /// </summary>
 internal sealed class CausalAttention : IParallelWork
 {
@@ -56,10 +59,10 @@ internal sealed class CausalAttention : IParallelWork
         _headDim = headDim;
         _kvStride = kvStride;
         _options = options;
-        _parts = PartsPerHead(heads, pool.ThreadCount);
+        _parts = PartsPerHead(kvHeads, pool.ThreadCount);
         if (_parts > 1)
             EnsureParts(tokens * heads * _parts, headDim);
-        pool.For(tokens * heads * _parts, this);
+        pool.For(tokens * kvHeads * _parts, this);
         if (_parts > 1)
             MergeParts(tokens * heads);
         _q = _keys = _values = _output = [];
@@ -86,9 +89,10 @@ internal sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// Parts per head: 1 when the heads already divide evenly among the threads or are many; else the fewest parts (up
-    /// to 4) that make the item count of one token a multiple of the threads. A token whose context is shorter than
-    /// <see cref="MinKeysPerPart"/> keys per part is not split (its first part takes every key).
+    /// Parts per head for <paramref name="heads"/> items per token (the KV heads): 1 when they already divide evenly
+    /// among the threads or are many; else the fewest parts (up to 4) that make the item count of one token a multiple
+    /// of the threads. A token whose context is shorter than <see cref="MinKeysPerPart"/> keys per part is not split
+    /// (its first part takes every key).
     /// </summary>
     internal static int PartsPerHead(int heads, int threads)
     {
@@ -115,10 +119,8 @@ internal sealed class CausalAttention : IParallelWork
 
     public void Execute(int index)
     {
-        int part = index % _parts, item = index / _parts;
-        int t = item / _heads, h = item % _heads;
-        int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
-        int kvHead = h / (_heads / _kvHeads);
+        int part = index % _parts, unit = index / _parts;
+        int t = unit / _kvHeads, kvHead = unit % _kvHeads;
         float[] keys = _keys, values = _values;
         int position = _start + t;
         if (_rowCaches is { } caches)
@@ -145,13 +147,23 @@ internal sealed class CausalAttention : IParallelWork
                 length = Math.Min(length, first + share);
             }
         }
+        // The query heads that share this KV head one after another, while its keys and values are in L1.
+        int group = _heads / _kvHeads;
+        for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
+            AttendHead(t, h, part, keys, values, kvHead * _headDim, first, length, position, split);
+    }
+
+    /// <summary>Query head <paramref name="h"/> of token <paramref name="t"/> over keys [first, length) of its KV head.</summary>
+    private void AttendHead(int t, int h, int part, float[] keys, float[] values, int offset, int first, int length, int position, bool split)
+    {
+        int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
+        int slot = (t * _heads + h) * _parts + part;
         var output = split
-            ? new Span<float>(_partOutputs, index * headDim, headDim)
+            ? new Span<float>(_partOutputs, slot * headDim, headDim)
             : new Span<float>(_output, t * qDim + h * headDim, headDim);
 
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
-        int offset = kvHead * headDim;
         bool vectors = Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0;
         int j0 = first;
         if (vectors)
@@ -192,14 +204,14 @@ internal sealed class CausalAttention : IParallelWork
 
         if (split)
         {
-            _partMaxima[index] = max;
-            _partSums[index] = sum;
+            _partMaxima[slot] = max;
+            _partSums[slot] = sum;
         }
         else
         {
             TensorPrimitives.Multiply(output, 1f / sum, output);
             if (_parts > 1)
-                _partSums[index] = float.NaN; // marks the item final for MergeParts
+                _partSums[slot] = float.NaN; // marks the item final for MergeParts
         }
     }
 
