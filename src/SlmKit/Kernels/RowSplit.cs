@@ -3,10 +3,10 @@ namespace SlmKit.Kernels;
 /// <summary>
 /// How a matrix product's rows are divided among the pool's threads. Decoding (a token or two) is bound by memory
 /// reads: one contiguous range per thread (with two threads, quantized products move the boundary to where the
-/// threads' measured speeds put it: <see cref="DecodeBalance"/>). Prefill (many tokens per row) is bound by arithmetic: 16-row chunks claimed
-/// dynamically (from both ends with two threads, see <see cref="WorkerPool"/>), so that a thread delayed by the
-/// operating system has its share taken by the others. Ranges are cut at
-/// multiples of 16 rows so that no two threads write into the same 64-byte line of the output.
+/// threads' measured speeds put it: <see cref="DecodeBalance"/>). Prefill (many tokens per row) is bound by
+/// arithmetic: 16-row chunks claimed dynamically (from both ends with two threads, see <see cref="WorkerPool"/>), so
+/// that a thread delayed by the operating system has its share taken by the others. Ranges are cut at multiples of 16
+/// rows so that no two threads write into the same 64-byte line of the output.
 /// </summary>
 /// <remarks>
 /// Measured on the benchmark models (2 cores, SmolLM-135M Q8_0, every matrix once per token): handing out 16-row chunks

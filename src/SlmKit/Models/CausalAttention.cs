@@ -17,13 +17,13 @@ internal readonly record struct AttentionOptions(float Scale, float SoftCap = 0,
 /// <summary>
 /// Scaled dot-product attention with a causal mask and grouped-query sharing: query head h reads KV head
 /// h / (heads / kvHeads). One parallel item per (token, KV head, part of the keys), in which the query heads sharing
-/// that KV head run one after another while its keys and values are in L1 (SmolLM-135M: three items of three query
-/// heads per token rather than nine; each item claim is an atomic whose cache line crosses between the cores). When
-/// the KV heads do not divide evenly among the threads (three on two threads would leave one thread idle for a third of
-/// a decoding step), each head's keys are split in parts whose partial softmax sums are merged afterwards, as
-/// flash-decoding does. Whether and where a token's keys are split depends only on the head and thread counts and on
-/// that token's own context, never on the other tokens of the batch, so a sequence gets the same attention alone,
-/// batched with others, or in a prefill.
+/// that KV head run one after another while its keys and values are in L1 (SmolLM-135M on two threads: six items per
+/// token, three KV heads in two parts, rather than eighteen; each item claim is an atomic whose cache line crosses
+/// between the cores). When the KV heads do not divide evenly among the threads (three on two threads would leave one
+/// thread idle for a third of a decoding step), each head's keys are split in parts whose partial softmax sums are
+/// merged afterwards, as flash-decoding does. Whether and where a token's keys are split depends only on the head and
+/// thread counts and on that token's own context, never on the other tokens of the batch, so a sequence gets the same
+/// attention alone, batched with others, or in a prefill.
 /// </summary>
 internal sealed class CausalAttention : IParallelWork
 {
