@@ -27,7 +27,7 @@ internal sealed class DecodeBalance
     private readonly ConcurrentDictionary<nint, Entry> _entries = new();
 
     /// <summary>The learnt split of the product identified by <paramref name="key"/> (its first weight's address).</summary>
-    public Entry For(nint key) => _entries.TryGetValue(key, out var entry) ? entry : _entries.GetOrAdd(key, _ => new Entry());
+    public Entry For(nint key) => _entries.GetOrAdd(key, static _ => new Entry());
 
     internal sealed class Entry
     {
