@@ -33,7 +33,7 @@ internal sealed class CausalAttention : IParallelWork
     [ThreadStatic] private static float[]? t_scores;
 
     private float[] _q = [], _keys = [], _values = [], _output = [];
-    private int _start, _heads, _kvHeads, _headDim, _kvStride, _parts;
+    private int _start, _heads, _kvHeads, _headDim, _headStride, _parts;
     private AttentionOptions _options;
     private KvCache[]? _rowCaches;
     private int[]? _rowPositions;
@@ -45,9 +45,10 @@ internal sealed class CausalAttention : IParallelWork
 
     /// <summary>
     /// Attends tokens start…start+tokens−1 (queries in <paramref name="q"/>, [tokens, heads·headDim]) over cached keys and
-    /// values whose rows are <paramref name="kvStride"/> floats apart.
+    /// values laid out as <see cref="KvCache"/> holds them: head by head, <paramref name="headStride"/> floats apart,
+    /// each head's positions <paramref name="headDim"/> floats apart.
     /// </summary>
-    public void Run(WorkerPool pool, float[] q, float[] keys, float[] values, float[] output, int tokens, int start, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
+    public void Run(WorkerPool pool, float[] q, float[] keys, float[] values, int headStride, float[] output, int tokens, int start, int heads, int kvHeads, int headDim, AttentionOptions options)
     {
         _q = q;
         _keys = keys;
@@ -57,7 +58,7 @@ internal sealed class CausalAttention : IParallelWork
         _heads = heads;
         _kvHeads = kvHeads;
         _headDim = headDim;
-        _kvStride = kvStride;
+        _headStride = headStride;
         _options = options;
         _parts = PartsPerHead(kvHeads, pool.ThreadCount);
         if (_parts > 1)
@@ -72,14 +73,14 @@ internal sealed class CausalAttention : IParallelWork
     /// Attends rows that belong to different sequences (a continuous-batching decode step): row t reads the keys and
     /// values of <paramref name="layer"/> in rowCaches[t] up to its own position rowPositions[t].
     /// </summary>
-    public void RunRows(WorkerPool pool, float[] q, KvCache[] rowCaches, int[] rowPositions, int layer, float[] output, int tokens, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
+    public void RunRows(WorkerPool pool, float[] q, KvCache[] rowCaches, int[] rowPositions, int layer, float[] output, int tokens, int heads, int kvHeads, int headDim, AttentionOptions options)
     {
         _rowCaches = rowCaches;
         _rowPositions = rowPositions;
         _layer = layer;
         try
         {
-            Run(pool, q, [], [], output, tokens, 0, heads, kvHeads, headDim, kvStride, options);
+            Run(pool, q, [], [], 0, output, tokens, 0, heads, kvHeads, headDim, options);
         }
         finally
         {
@@ -122,11 +123,12 @@ internal sealed class CausalAttention : IParallelWork
         int part = index % _parts, unit = index / _parts;
         int t = unit / _kvHeads, kvHead = unit % _kvHeads;
         float[] keys = _keys, values = _values;
-        int position = _start + t;
+        int position = _start + t, headStride = _headStride;
         if (_rowCaches is { } caches)
         {
             keys = caches[t].Keys(_layer);
             values = caches[t].Values(_layer);
+            headStride = caches[t].HeadStride;
             position = _rowPositions![t];
         }
         int length = position + 1;
@@ -150,13 +152,13 @@ internal sealed class CausalAttention : IParallelWork
         // The query heads that share this KV head one after another, while its keys and values are in L1.
         int group = _heads / _kvHeads;
         for (int h = kvHead * group; h < (kvHead + 1) * group; h++)
-            AttendHead(t, h, part, keys, values, kvHead * _headDim, first, length, position, split);
+            AttendHead(t, h, part, keys, values, kvHead * headStride, first, length, position, split);
     }
 
     /// <summary>Query head <paramref name="h"/> of token <paramref name="t"/> over keys [first, length) of its KV head.</summary>
     private void AttendHead(int t, int h, int part, float[] keys, float[] values, int offset, int first, int length, int position, bool split)
     {
-        int headDim = _headDim, qDim = _heads * headDim, kvStride = _kvStride;
+        int headDim = _headDim, qDim = _heads * headDim;
         int slot = (t * _heads + h) * _parts + part;
         var output = split
             ? new Span<float>(_partOutputs, slot * headDim, headDim)
@@ -171,10 +173,10 @@ internal sealed class CausalAttention : IParallelWork
             // Eight keys at a time: the query is loaded once for eight products, and their eight horizontal sums
             // are reduced together.
             for (; j0 + 8 <= length; j0 += 8)
-                EightDots(query, keys, j0 * kvStride + offset, kvStride, scores.AsSpan(j0, 8), _options.Scale);
+                EightDots(query, keys, offset + j0 * headDim, scores.AsSpan(j0, 8), _options.Scale);
         }
         for (int j = j0; j < length; j++)
-            scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, j * kvStride + offset, headDim)) * _options.Scale;
+            scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, offset + j * headDim, headDim)) * _options.Scale;
 
         var live = scores.AsSpan(first, length - first);
         if (_options.SoftCap > 0)
@@ -193,13 +195,13 @@ internal sealed class CausalAttention : IParallelWork
 
         if (vectors)
         {
-            WeightedSum(values, first * kvStride + offset, kvStride, live, output);
+            WeightedSum(values, offset + first * headDim, live, output);
         }
         else
         {
             output.Clear();
             for (int j = first; j < length; j++)
-                AddScaled(new ReadOnlySpan<float>(values, j * kvStride + offset, headDim), scores[j], output);
+                AddScaled(new ReadOnlySpan<float>(values, offset + j * headDim, headDim), scores[j], output);
         }
 
         if (split)
@@ -244,16 +246,16 @@ internal sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// scores[i] = scale · query · keys[at + i·stride …] for i &lt; 8; the head size is a multiple of 8. Eight
+    /// scores[i] = scale · query · keys[at + i·n …] for i &lt; 8, n the head size (a multiple of 8). Eight
     /// accumulators, then one transposing reduction (six hadds, two lane permutes) instead of eight horizontal sums.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void EightDots(ReadOnlySpan<float> query, float[] keys, int at, int stride, Span<float> scores, float scale)
+    private static void EightDots(ReadOnlySpan<float> query, float[] keys, int at, Span<float> scores, float scale)
     {
         int n = query.Length;
         ref float q = ref MemoryMarshal.GetReference(query);
-        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, 7 * stride + n));
-        nuint s = (nuint)stride;
+        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, 8 * n));
+        nuint s = (nuint)n;
         Vector256<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
         for (nuint i = 0; i < (nuint)n; i += (nuint)Vector256<float>.Count)
         {
@@ -284,15 +286,15 @@ internal sealed class CausalAttention : IParallelWork
     }
 
     /// <summary>
-    /// output = Σⱼ weights[j] · values[at + j·stride …]; the head size is a multiple of 8. Sixty-four dimensions at a
+    /// output = Σⱼ weights[j] · values[at + j·n …], n the head size (a multiple of 8). Sixty-four dimensions at a
     /// time stay in eight registers across all the keys, so the output is stored once rather than once per key.
     /// </summary>
-    private static void WeightedSum(float[] values, int at, int stride, ReadOnlySpan<float> weights, Span<float> output)
+    private static void WeightedSum(float[] values, int at, ReadOnlySpan<float> weights, Span<float> output)
     {
-        int n = output.Length, count = weights.Length;
+        int n = output.Length, count = weights.Length, stride = n;
         ref float o = ref MemoryMarshal.GetReference(output);
         ref float w = ref MemoryMarshal.GetReference(weights);
-        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, (count - 1) * stride + n));
+        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, count * n));
         int d = 0;
         for (; d + 64 <= n; d += 64)
         {

@@ -19,7 +19,7 @@ public sealed class DecoderModel : LanguageModel
     private readonly DecoderWeights _weights;
     private readonly RotaryEmbedding? _rope;
     private readonly float[]? _alibiSlopes;
-    private readonly int _kvStride;
+    private readonly int _maxKvHeads;
     private readonly QkvLayout _fusedQkvLayout;
     private readonly DecoderScratch _scratch = new();
     private readonly WorkerPool _pool;
@@ -57,7 +57,7 @@ public sealed class DecoderModel : LanguageModel
         }
         if (config.Positions == PositionKind.Alibi)
             _alibiSlopes = Alibi.Slopes(maxHeads);
-        _kvStride = maxKvHeads * headDim;
+        _maxKvHeads = maxKvHeads;
 
         Info = new ModelInfo(
             Architecture: architecture,
@@ -84,7 +84,7 @@ public sealed class DecoderModel : LanguageModel
     {
         if (_config.Positions == PositionKind.Learned && contextSize > _config.ContextLength)
             throw new SlmKitException($"context size {contextSize} exceeds the {_config.ContextLength} learned positions of this model");
-        return new(_config.LayerCount, contextSize, _kvStride);
+        return new(_config.LayerCount, contextSize, _maxKvHeads, _config.ResolvedHeadDim);
     }
 
     public override void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
@@ -385,16 +385,14 @@ public sealed class DecoderModel : LanguageModel
                 rope.Apply(s.Q.AsSpan(t * q, q), heads, cos, sin);
                 rope.Apply(s.K.AsSpan(t * kv, kv), kvHeads, cos, sin);
             }
-            var rowCache = s.RowCaches[t];
-            s.K.AsSpan(t * kv, kv).CopyTo(rowCache.Keys(l).AsSpan(s.RowPositions[t] * _kvStride));
-            s.V.AsSpan(t * kv, kv).CopyTo(rowCache.Values(l).AsSpan(s.RowPositions[t] * _kvStride));
+            s.RowCaches[t].Store(l, s.RowPositions[t], s.K.AsSpan(t * kv, kv), s.V.AsSpan(t * kv, kv));
         }
 
         var options = new AttentionOptions(c.ResolvedAttentionScale, c.AttentionSoftCap, _alibiSlopes, c.WindowOf(l));
         if (shared is not null)
-            s.Attention.Run(_pool, s.Q, shared.Keys(l), shared.Values(l), s.AttentionOut, n, s.RowPositions[0], heads, kvHeads, headDim, _kvStride, options);
+            s.Attention.Run(_pool, s.Q, shared.Keys(l), shared.Values(l), shared.HeadStride, s.AttentionOut, n, s.RowPositions[0], heads, kvHeads, headDim, options);
         else
-            s.Attention.RunRows(_pool, s.Q, s.RowCaches, s.RowPositions, l, s.AttentionOut, n, heads, kvHeads, headDim, _kvStride, options);
+            s.Attention.RunRows(_pool, s.Q, s.RowCaches, s.RowPositions, l, s.AttentionOut, n, heads, kvHeads, headDim, options);
         Project(s.AttentionOut, n, layer.Output, s.Attended);
     }
 

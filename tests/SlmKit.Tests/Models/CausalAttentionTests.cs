@@ -31,18 +31,18 @@ public sealed class CausalAttentionTests
     public void Attention_equals_the_float64_reference_on_one_and_on_two_threads(int headDim, int heads, int kvHeads, int start, int tokens, int window, bool softCap, bool alibi)
     {
         var random = new Random(headDim * 1000 + heads * 10 + start);
-        int length = start + tokens, kvStride = kvHeads * headDim;
-        float[] keys = RandomFloats(length * kvStride, random, 1f);
-        float[] values = RandomFloats(length * kvStride, random, 1f);
+        int length = start + tokens, headStride = length * headDim;
+        float[] keys = RandomFloats(kvHeads * headStride, random, 1f);
+        float[] values = RandomFloats(kvHeads * headStride, random, 1f);
         float[] q = RandomFloats(tokens * heads * headDim, random, 1f);
         var options = new AttentionOptions(1f / MathF.Sqrt(headDim), softCap ? 2.5f : 0, alibi ? Alibi.Slopes(heads) : null, window);
-        double[] expected = Reference(q, keys, values, tokens, start, heads, kvHeads, headDim, kvStride, options);
+        double[] expected = Reference(q, keys, values, headStride, tokens, start, heads, kvHeads, headDim, options);
 
         foreach (int threads in new[] { 1, 2, 3 })
         {
             using var pool = new WorkerPool(threads);
             var output = new float[tokens * heads * headDim];
-            new CausalAttention().Run(pool, q, keys, values, output, tokens, start, heads, kvHeads, headDim, kvStride, options);
+            new CausalAttention().Run(pool, q, keys, values, headStride, output, tokens, start, heads, kvHeads, headDim, options);
             for (int i = 0; i < output.Length; i++)
                 Assert.True(Math.Abs(output[i] - expected[i]) <= 1e-5 + 1e-4 * Math.Abs(expected[i]),
                     $"threads {threads}, element {i} (token {i / (heads * headDim)}, head {i / headDim % heads}): {output[i]} vs {expected[i]}");
@@ -52,13 +52,13 @@ public sealed class CausalAttentionTests
     [Fact]
     public void Rows_of_different_sequences_each_attend_to_their_own_cache()
     {
-        const int headDim = 64, heads = 9, kvHeads = 3, kvStride = kvHeads * headDim;
+        const int headDim = 64, heads = 9, kvHeads = 3;
         var random = new Random(5);
         int[] positions = [140, 33, 0];
         var caches = new KvCache[positions.Length];
         for (int t = 0; t < positions.Length; t++)
         {
-            caches[t] = new KvCache(1, 256, kvStride);
+            caches[t] = new KvCache(1, 256, kvHeads, headDim);
             RandomFloats(caches[t].Keys(0).Length, random, 1f).CopyTo(caches[t].Keys(0), 0);
             RandomFloats(caches[t].Values(0).Length, random, 1f).CopyTo(caches[t].Values(0), 0);
         }
@@ -66,11 +66,11 @@ public sealed class CausalAttentionTests
         var options = new AttentionOptions(0.125f);
         using var pool = new WorkerPool(2);
         var output = new float[q.Length];
-        new CausalAttention().RunRows(pool, q, caches, positions, 0, output, positions.Length, heads, kvHeads, headDim, kvStride, options);
+        new CausalAttention().RunRows(pool, q, caches, positions, 0, output, positions.Length, heads, kvHeads, headDim, options);
         for (int t = 0; t < positions.Length; t++)
         {
             double[] expected = Reference(q.AsSpan(t * heads * headDim, heads * headDim).ToArray(), caches[t].Keys(0), caches[t].Values(0),
-                1, positions[t], heads, kvHeads, headDim, kvStride, options);
+                caches[t].HeadStride, 1, positions[t], heads, kvHeads, headDim, options);
             for (int i = 0; i < expected.Length; i++)
                 Assert.True(Math.Abs(output[t * heads * headDim + i] - expected[i]) <= 1e-5 + 1e-4 * Math.Abs(expected[i]),
                     $"row {t}, element {i}: {output[t * heads * headDim + i]} vs {expected[i]}");
@@ -94,24 +94,24 @@ public sealed class CausalAttentionTests
     {
         // The split of a token's keys depends on its own context only, so decoding position p alone gives the bits a
         // prefill gives position p, on two threads, where three KV heads are split in two parts from 64 keys on.
-        const int headDim = 64, heads = 9, kvHeads = 3, kvStride = kvHeads * headDim, tokens = 40, start = 60;
+        const int headDim = 64, heads = 9, kvHeads = 3, tokens = 40, start = 60, headStride = (start + tokens) * headDim;
         var random = new Random(8);
-        float[] keys = RandomFloats((start + tokens) * kvStride, random, 1f);
-        float[] values = RandomFloats((start + tokens) * kvStride, random, 1f);
+        float[] keys = RandomFloats(kvHeads * headStride, random, 1f);
+        float[] values = RandomFloats(kvHeads * headStride, random, 1f);
         float[] q = RandomFloats(tokens * heads * headDim, random, 1f);
         var options = new AttentionOptions(0.125f);
         using var pool = new WorkerPool(2);
         var prefill = new float[q.Length];
-        new CausalAttention().Run(pool, q, keys, values, prefill, tokens, start, heads, kvHeads, headDim, kvStride, options);
+        new CausalAttention().Run(pool, q, keys, values, headStride, prefill, tokens, start, heads, kvHeads, headDim, options);
         var alone = new float[heads * headDim];
         for (int t = 0; t < tokens; t++)
         {
-            new CausalAttention().Run(pool, q.AsSpan(t * heads * headDim, heads * headDim).ToArray(), keys, values, alone, 1, start + t, heads, kvHeads, headDim, kvStride, options);
+            new CausalAttention().Run(pool, q.AsSpan(t * heads * headDim, heads * headDim).ToArray(), keys, values, headStride, alone, 1, start + t, heads, kvHeads, headDim, options);
             Assert.Equal(alone, prefill.AsSpan(t * heads * headDim, heads * headDim).ToArray());
         }
     }
 
-    private static double[] Reference(float[] q, float[] keys, float[] values, int tokens, int start, int heads, int kvHeads, int headDim, int kvStride, AttentionOptions options)
+    private static double[] Reference(float[] q, float[] keys, float[] values, int headStride, int tokens, int start, int heads, int kvHeads, int headDim, AttentionOptions options)
     {
         var result = new double[tokens * heads * headDim];
         for (int t = 0; t < tokens; t++)
@@ -127,7 +127,7 @@ public sealed class CausalAttentionTests
                 {
                     double dot = 0;
                     for (int i = 0; i < headDim; i++)
-                        dot += (double)q[(t * heads + h) * headDim + i] * keys[j * kvStride + kv * headDim + i];
+                        dot += (double)q[(t * heads + h) * headDim + i] * keys[kv * headStride + j * headDim + i];
                     double score = dot * options.Scale;
                     if (options.SoftCap > 0)
                         score = options.SoftCap * Math.Tanh(score / options.SoftCap);
@@ -145,7 +145,7 @@ public sealed class CausalAttentionTests
                 for (int j = first; j <= position; j++)
                 {
                     for (int i = 0; i < headDim; i++)
-                        result[(t * heads + h) * headDim + i] += scores[j] / sum * values[j * kvStride + kv * headDim + i];
+                        result[(t * heads + h) * headDim + i] += scores[j] / sum * values[kv * headStride + j * headDim + i];
                 }
             }
         }
