@@ -167,13 +167,19 @@ internal sealed class CausalAttention : IParallelWork
         var scores = t_scores is { } buffer && buffer.Length >= length ? buffer : (t_scores = new float[Math.Max(2 * length, 256)]);
         var query = new ReadOnlySpan<float>(_q, t * qDim + h * headDim, headDim);
         bool vectors = Vector256.IsHardwareAccelerated && headDim % Vector256<float>.Count == 0;
+        bool wide = Vector512.IsHardwareAccelerated && headDim % Vector512<float>.Count == 0;
         int j0 = first;
         if (vectors)
         {
             // Eight keys at a time: the query is loaded once for eight products, and their eight horizontal sums
             // are reduced together.
             for (; j0 + 8 <= length; j0 += 8)
-                EightDots(query, keys, offset + j0 * headDim, scores.AsSpan(j0, 8), _options.Scale);
+            {
+                if (wide)
+                    EightDots512(query, keys, offset + j0 * headDim, scores.AsSpan(j0, 8), _options.Scale);
+                else
+                    EightDots(query, keys, offset + j0 * headDim, scores.AsSpan(j0, 8), _options.Scale);
+            }
         }
         for (int j = j0; j < length; j++)
             scores[j] = ShortDot(query, new ReadOnlySpan<float>(keys, offset + j * headDim, headDim)) * _options.Scale;
@@ -195,7 +201,10 @@ internal sealed class CausalAttention : IParallelWork
 
         if (vectors)
         {
-            WeightedSum(values, offset + first * headDim, live, output);
+            if (wide)
+                WeightedSum512(values, offset + first * headDim, live, output);
+            else
+                WeightedSum(values, offset + first * headDim, live, output);
         }
         else
         {
@@ -269,20 +278,53 @@ internal sealed class CausalAttention : IParallelWork
             a6 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 6 * s + i), a6);
             a7 = Vector256.FusedMultiplyAdd(qv, Vector256.LoadUnsafe(ref k0, 7 * s + i), a7);
         }
-        Vector256<float> sums;
-        if (Avx.IsSupported)
+        (Sums(a0, a1, a2, a3, a4, a5, a6, a7) * scale).StoreUnsafe(ref MemoryMarshal.GetReference(scores));
+    }
+
+    /// <summary>
+    /// <see cref="EightDots"/> with 512-bit products (the head size a multiple of 16): half the multiply-adds, and
+    /// each accumulator's two halves added before the same reduction.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void EightDots512(ReadOnlySpan<float> query, float[] keys, int at, Span<float> scores, float scale)
+    {
+        int n = query.Length;
+        ref float q = ref MemoryMarshal.GetReference(query);
+        ref float k0 = ref MemoryMarshal.GetReference(keys.AsSpan(at, 8 * n));
+        nuint s = (nuint)n;
+        Vector512<float> a0 = default, a1 = default, a2 = default, a3 = default, a4 = default, a5 = default, a6 = default, a7 = default;
+        for (nuint i = 0; i < (nuint)n; i += (nuint)Vector512<float>.Count)
         {
-            // Per 128-bit lane, hadd(hadd(a0, a1), hadd(a2, a3)) holds the four keys' sums of that lane's elements.
-            var low = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
-            var high = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
-            sums = Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
+            var qv = Vector512.LoadUnsafe(ref q, i);
+            a0 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, i), a0);
+            a1 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, s + i), a1);
+            a2 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 2 * s + i), a2);
+            a3 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 3 * s + i), a3);
+            a4 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 4 * s + i), a4);
+            a5 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 5 * s + i), a5);
+            a6 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 6 * s + i), a6);
+            a7 = Vector512.FusedMultiplyAdd(qv, Vector512.LoadUnsafe(ref k0, 7 * s + i), a7);
         }
-        else
+        var sums = Sums(a0.GetLower() + a0.GetUpper(), a1.GetLower() + a1.GetUpper(), a2.GetLower() + a2.GetUpper(),
+            a3.GetLower() + a3.GetUpper(), a4.GetLower() + a4.GetUpper(), a5.GetLower() + a5.GetUpper(),
+            a6.GetLower() + a6.GetUpper(), a7.GetLower() + a7.GetUpper());
+        (sums * scale).StoreUnsafe(ref MemoryMarshal.GetReference(scores));
+    }
+
+    /// <summary>The eight accumulators' horizontal sums, in order, in one vector.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static Vector256<float> Sums(Vector256<float> a0, Vector256<float> a1, Vector256<float> a2, Vector256<float> a3,
+        Vector256<float> a4, Vector256<float> a5, Vector256<float> a6, Vector256<float> a7)
+    {
+        if (!Avx.IsSupported)
         {
-            sums = Vector256.Create(Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3),
+            return Vector256.Create(Vector256.Sum(a0), Vector256.Sum(a1), Vector256.Sum(a2), Vector256.Sum(a3),
                 Vector256.Sum(a4), Vector256.Sum(a5), Vector256.Sum(a6), Vector256.Sum(a7));
         }
-        (sums * scale).StoreUnsafe(ref MemoryMarshal.GetReference(scores));
+        // Per 128-bit lane, hadd(hadd(a0, a1), hadd(a2, a3)) holds the four keys' sums of that lane's elements.
+        var low = Avx.HorizontalAdd(Avx.HorizontalAdd(a0, a1), Avx.HorizontalAdd(a2, a3));
+        var high = Avx.HorizontalAdd(Avx.HorizontalAdd(a4, a5), Avx.HorizontalAdd(a6, a7));
+        return Avx.Permute2x128(low, high, 0x20) + Avx.Permute2x128(low, high, 0x31);
     }
 
     /// <summary>
@@ -330,6 +372,64 @@ internal sealed class CausalAttention : IParallelWork
             ref float v = ref Unsafe.Add(ref v0, d);
             for (int j = 0; j < count; j++)
                 sum = Vector256.FusedMultiplyAdd(Vector256.LoadUnsafe(ref v, (nuint)j * (nuint)stride), Vector256.Create(Unsafe.Add(ref w, j)), sum);
+            sum.StoreUnsafe(ref o, (nuint)d);
+        }
+    }
+
+    /// <summary>
+    /// <see cref="WeightedSum"/> with 512-bit multiply-adds (the head size a multiple of 16). Sixty-four dimensions fill
+    /// four registers; even and odd keys go to separate ones, so eight chains of multiply-adds are in flight, as in the
+    /// 256-bit version.
+    /// </summary>
+    private static void WeightedSum512(float[] values, int at, ReadOnlySpan<float> weights, Span<float> output)
+    {
+        int n = output.Length, count = weights.Length;
+        ref float o = ref MemoryMarshal.GetReference(output);
+        ref float w = ref MemoryMarshal.GetReference(weights);
+        ref float v0 = ref MemoryMarshal.GetReference(values.AsSpan(at, count * n));
+        nuint stride = (nuint)n;
+        int d = 0;
+        for (; d + 64 <= n; d += 64)
+        {
+            Vector512<float> e0 = default, e1 = default, e2 = default, e3 = default, o0 = default, o1 = default, o2 = default, o3 = default;
+            ref float v = ref Unsafe.Add(ref v0, d);
+            int j = 0;
+            for (; j + 2 <= count; j += 2)
+            {
+                var even = Vector512.Create(Unsafe.Add(ref w, j));
+                var odd = Vector512.Create(Unsafe.Add(ref w, j + 1));
+                nuint row = (nuint)j * stride;
+                e0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row), even, e0);
+                e1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 16), even, e1);
+                e2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 32), even, e2);
+                e3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 48), even, e3);
+                o0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + stride), odd, o0);
+                o1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + stride + 16), odd, o1);
+                o2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + stride + 32), odd, o2);
+                o3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + stride + 48), odd, o3);
+            }
+            if (j < count)
+            {
+                var last = Vector512.Create(Unsafe.Add(ref w, j));
+                nuint row = (nuint)j * stride;
+                e0 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row), last, e0);
+                e1 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 16), last, e1);
+                e2 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 32), last, e2);
+                e3 = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, row + 48), last, e3);
+            }
+            ref float target = ref Unsafe.Add(ref o, d);
+            (e0 + o0).StoreUnsafe(ref target);
+            (e1 + o1).StoreUnsafe(ref target, 16);
+            (e2 + o2).StoreUnsafe(ref target, 32);
+            (e3 + o3).StoreUnsafe(ref target, 48);
+        }
+        // Head sizes that are not a multiple of 64 (80, 96…): the rest sixteen dimensions at a time.
+        for (; d < n; d += 16)
+        {
+            var sum = Vector512<float>.Zero;
+            ref float v = ref Unsafe.Add(ref v0, d);
+            for (int j = 0; j < count; j++)
+                sum = Vector512.FusedMultiplyAdd(Vector512.LoadUnsafe(ref v, (nuint)j * stride), Vector512.Create(Unsafe.Add(ref w, j)), sum);
             sum.StoreUnsafe(ref o, (nuint)d);
         }
     }

@@ -19,6 +19,7 @@ public sealed class CausalAttentionTests
         { 64, 4, 4, 41, 5, 0, false, false },     // a prefill after cached tokens
         { 128, 2, 1, 99, 1, 0, false, false },    // two dimension blocks of 64
         { 80, 3, 1, 70, 2, 0, false, false },     // a head size that is not a multiple of 64
+        { 72, 3, 1, 90, 1, 0, false, false },     // a multiple of 8 but not of 16: the 256-bit loops where AVX-512 is present
         { 12, 3, 3, 40, 1, 0, false, false },     // not a multiple of 8: the scalar loops
         { 64, 9, 3, 200, 1, 37, false, false },   // a sliding window shorter than the context
         { 64, 3, 3, 100, 1, 0, true, false },     // Gemma 2 soft cap
