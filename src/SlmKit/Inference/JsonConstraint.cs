@@ -300,8 +300,10 @@ internal sealed class JsonConstraint : ITokenConstraint
                         ObjectAfterKey => 1 + (f.Pending ?? node).MinimumLength + node.RequiredAfter(f.Index) + 1,
                         _ => node.RequiredAfter(f.Index) + 1,
                     },
-                Kind.Array => 1,
-                Kind.String => f.State switch { StringNormal => 1, StringEscape => 2, _ => f.Index + 1 },
+                Kind.Array => node.ArrayClosingLength(f.State == ArrayOpen ? 0 : f.Index + 1),
+                // Index: the continuation bytes or hex digits still owed; then the closing quote.
+                Kind.String => (f.State == StringEscape ? 2 : f.Index + 1)
+                    + (int)Math.Max(0L, node.MinLength - (long)f.Alive),
                 Kind.Literal => LiteralRemainder(f),
                 Kind.Key => KeyRemainder(f),
                 Kind.Number => f.State is NumZero or NumInt or NumFrac or NumExp ? 0 : 1,
@@ -580,7 +582,7 @@ internal sealed class JsonConstraint : ITokenConstraint
             return ++f.Whitespace <= MaxWhitespace ? Step.Consumed : Step.Rejected;
         f.Whitespace = 0;
         if (b == ']')
-            return Step.DoneConsumed;
+            return (f.State == ArrayOpen ? 0 : f.Index + 1) >= f.Node.MinItems ? Step.DoneConsumed : Step.Rejected;
         var items = f.Node.Items ?? JsonSchemaNode.Any();
         if (f.State == ArrayOpen)
         {
@@ -599,12 +601,25 @@ internal sealed class JsonConstraint : ITokenConstraint
         switch (f.State)
         {
             case StringNormal:
+                // Index counts the continuation bytes the current UTF-8 character still needs. The text must be valid
+                // UTF-8 (else a decoder shows replacement characters that minLength and maxLength never counted).
+                if (f.Index > 0)
+                {
+                    if ((b & 0xC0) != 0x80)
+                        return Step.Rejected;
+                    f.Index--;
+                    return Step.Consumed;
+                }
                 if (b == '"')
-                    return Step.DoneConsumed;
+                    return f.Alive >= (ulong)f.Node.MinLength ? Step.DoneConsumed : Step.Rejected;
                 if (b < 0x20)
                     return Step.Rejected;
-                if ((b & 0xC0) != 0x80 && ++f.Alive > (ulong)(f.Node.MaxLength ?? int.MaxValue))
+                int continuation = b switch { < 0x80 => 0, >= 0xC2 and <= 0xDF => 1, >= 0xE0 and <= 0xEF => 2, >= 0xF0 and <= 0xF4 => 3, _ => -1 };
+                if (continuation < 0)
+                    return Step.Rejected; // a stray continuation byte, or one that never starts UTF-8
+                if (++f.Alive > (ulong)(f.Node.MaxLength ?? int.MaxValue))
                     return Step.Rejected; // Alive counts characters here: a new one past maxLength
+                f.Index = continuation;
                 if (b == '\\')
                     f.State = StringEscape;
                 return Step.Consumed;

@@ -25,9 +25,10 @@ internal sealed record JsonSchemaProperty(byte[] EncodedName, JsonSchemaNode Sch
 /// <summary>
 /// The part of JSON Schema that constrained decoding enforces: <c>type</c> (a name or a list), <c>properties</c> with
 /// <c>required</c> (keys appear in schema order, only listed keys, each at most once), <c>items</c>, <c>enum</c>,
-/// <c>const</c>, <c>maxLength</c>, <c>maxItems</c>, <c>anyOf</c>/<c>oneOf</c> of plain types, and local <c>$ref</c>s into
-/// <c>$defs</c>/<c>definitions</c>. Numbers are bounded as llama.cpp bounds them (at most 16 digits in each part, so an
-/// <c>integer</c> always fits a 64-bit integer). Other keywords (minimums, patterns, ranges, formats) are not enforced.
+/// <c>const</c>, <c>minLength</c>/<c>maxLength</c>, <c>minItems</c>/<c>maxItems</c>, <c>anyOf</c>/<c>oneOf</c> of plain
+/// types, and local <c>$ref</c>s into <c>$defs</c>/<c>definitions</c>. Numbers are bounded as llama.cpp bounds them (at
+/// most 16 digits in each part, so an <c>integer</c> always fits a 64-bit integer). Other keywords (patterns, numeric
+/// ranges, formats) are not enforced.
 /// </summary>
 internal sealed class JsonSchemaNode
 {
@@ -44,8 +45,14 @@ internal sealed class JsonSchemaNode
     /// <summary>The only values allowed, as compact JSON text (from <c>enum</c> or <c>const</c>).</summary>
     public byte[][]? Literals { get; set; }
 
+    /// <summary>Fewest characters (code points; an escape is one) in a string value; <c>minLength</c>.</summary>
+    public int MinLength { get; set; }
+
     /// <summary>Most characters (code points) in a string value; <c>maxLength</c>.</summary>
     public int? MaxLength { get; set; }
+
+    /// <summary>Fewest items in an array value; <c>minItems</c>.</summary>
+    public int MinItems { get; set; }
 
     /// <summary>Most items in an array value; <c>maxItems</c>.</summary>
     public int? MaxItems { get; set; }
@@ -66,9 +73,9 @@ internal sealed class JsonSchemaNode
         if ((Types & (JsonTypes.Number | JsonTypes.Integer)) != 0)
             best = 1;
         if ((Types & JsonTypes.String) != 0)
-            best = Math.Min(best, 2);
+            best = Math.Min(best, 2 + MinLength);
         if ((Types & JsonTypes.Array) != 0)
-            best = Math.Min(best, 2);
+            best = Math.Min(best, 2 + MinimumItemsLength(depth));
         if ((Types & (JsonTypes.Boolean | JsonTypes.Null)) != 0)
             best = Math.Min(best, 4);
         if ((Types & JsonTypes.Object) != 0)
@@ -85,6 +92,26 @@ internal sealed class JsonSchemaNode
             best = Math.Min(best, 2 + required + Math.Max(count - 1, 0));
         }
         return best == int.MaxValue ? 1 : best;
+    }
+
+    /// <summary>Bytes of the <see cref="MinItems"/> shortest items and the commas between them.</summary>
+    private int MinimumItemsLength(int depth)
+    {
+        if (MinItems == 0)
+            return 0;
+        var items = Items ?? Any();
+        int item = depth > 0 && items._minimumLength < 0 ? items.ComputeMinimumLength(depth + 1) : items.MinimumLength;
+        return (int)Math.Min(1L << 20, (long)MinItems * (item + 1) - 1);
+    }
+
+    /// <summary>Bytes an array needs to close once it holds <paramref name="items"/> complete or started items.</summary>
+    internal int ArrayClosingLength(int items)
+    {
+        int missing = MinItems - items;
+        if (missing <= 0)
+            return 1;
+        int item = (Items ?? Any()).MinimumLength;
+        return (int)Math.Min(1L << 20, 1 + (long)missing * (item + 1) - (items == 0 ? 1 : 0));
     }
 
     private static int EntryLength(JsonSchemaProperty property, int depth) =>
@@ -180,9 +207,26 @@ internal sealed class JsonSchemaNode
             node.MaxLength = length;
         if (element.TryGetProperty("maxItems", out var maxItems) && maxItems.TryGetInt32(out int count) && count >= 0)
             node.MaxItems = count;
+        node.MinLength = Minimum(element, "minLength", node.MaxLength, "maxLength", path);
+        node.MinItems = Minimum(element, "minItems", node.MaxItems, "maxItems", path);
         if ((node.Types & JsonTypes.Array) != 0 && element.TryGetProperty("items", out var items) && items.ValueKind is JsonValueKind.Object or JsonValueKind.True)
             node.Items = Parse(items, root, path + ".items", depth + 1);
         return node;
+    }
+
+    /// <summary>
+    /// The non-negative integer <paramref name="keyword"/> (0 when absent); refused when it is not one, or exceeds the
+    /// matching maximum, since no value could then satisfy the schema.
+    /// </summary>
+    private static int Minimum(JsonElement element, string keyword, int? maximum, string maximumKeyword, string path)
+    {
+        if (!element.TryGetProperty(keyword, out var value))
+            return 0;
+        if (value.ValueKind != JsonValueKind.Number || !value.TryGetInt32(out int minimum) || minimum < 0)
+            throw new SlmKitException($"{path}.{keyword}: expected a non-negative integer (got {value.GetRawText()})");
+        if (minimum > maximum)
+            throw new SlmKitException($"{path}.{keyword}: {minimum} exceeds {maximumKeyword} {maximum}, so no value fits");
+        return minimum;
     }
 
     private static JsonSchemaNode ParseUnion(JsonElement branches, JsonElement root, string path, int depth)

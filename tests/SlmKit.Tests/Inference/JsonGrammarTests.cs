@@ -1,3 +1,4 @@
+using System.Globalization;
 using System.Text;
 using System.Text.Json;
 using SlmKit.Inference;
@@ -47,6 +48,22 @@ public sealed class JsonGrammarTests
         Assert.Equal(valid, accepted);
     }
 
+    [Theory]
+    [InlineData(new byte[] { 0xC3, 0xA9 }, true)]               // é
+    [InlineData(new byte[] { 0xF0, 0x9F, 0x98, 0x80 }, true)]   // a four-byte character
+    [InlineData(new byte[] { 0x80 }, false)]                    // a continuation byte with no lead
+    [InlineData(new byte[] { 0xC3 }, false)]                    // a lead byte whose continuation never comes
+    [InlineData(new byte[] { 0xE2, 0x82, 0x41 }, false)]        // cut short by an ASCII byte
+    [InlineData(new byte[] { 0xC0, 0x80 }, false)]              // never valid in UTF-8
+    [InlineData(new byte[] { 0xFF }, false)]
+    public void Strings_must_be_valid_utf8(byte[] content, bool valid)
+    {
+        var constraint = Constraint();
+        byte[] text = [.. "{\"a\":\""u8, .. content, .. "\"}"u8];
+        bool accepted = constraint.TryFeed(text) && constraint.IsComplete;
+        Assert.Equal(valid, accepted);
+    }
+
     private const string PetSchema = """
         {"type":"object","properties":{
           "name":{"type":"string","maxLength":5},
@@ -76,17 +93,55 @@ public sealed class JsonGrammarTests
         Assert.Equal(valid, accepted);
     }
 
+    private const string MinimumsSchema = """
+        {"type":"object","properties":{
+          "code":{"type":"string","minLength":4,"maxLength":6},
+          "points":{"type":"array","items":{"type":"integer"},"minItems":3},
+          "words":{"type":"array","items":{"type":"string","minLength":2},"minItems":1,"maxItems":2}},
+         "required":["code","points","words"]}
+        """;
+
+    [Theory]
+    [InlineData("{\"code\":\"abcd\",\"points\":[1,2,3],\"words\":[\"xy\"]}", true)]
+    [InlineData("{\"code\":\"abcdef\",\"points\":[1,2,3,4],\"words\":[\"xy\",\"zzz\"]}", true)]
+    [InlineData("{\"code\":\"a\\n\\u00e9d\",\"points\":[1,2,3],\"words\":[\"éé\"]}", true)] // an escape is one character
+    [InlineData("{\"code\":\"abc\",\"points\":[1,2,3],\"words\":[\"xy\"]}", false)] // 3 < minLength 4
+    [InlineData("{\"code\":\"abcdefg\",\"points\":[1,2,3],\"words\":[\"xy\"]}", false)]
+    [InlineData("{\"code\":\"abcd\",\"points\":[1,2],\"words\":[\"xy\"]}", false)] // 2 < minItems 3
+    [InlineData("{\"code\":\"abcd\",\"points\":[],\"words\":[\"xy\"]}", false)]
+    [InlineData("{\"code\":\"abcd\",\"points\":[1,2,3],\"words\":[]}", false)]
+    [InlineData("{\"code\":\"abcd\",\"points\":[1,2,3],\"words\":[\"x\"]}", false)] // an item's own minLength
+    public void Minimum_lengths_and_item_counts_are_enforced(string text, bool valid)
+    {
+        var constraint = Constraint(MinimumsSchema);
+        bool accepted = constraint.TryFeed(Encoding.UTF8.GetBytes(text)) && constraint.IsComplete;
+        Assert.Equal(valid, accepted);
+    }
+
+    [Theory]
+    [InlineData("""{"type":"string","minLength":3,"maxLength":2}""", "schema.minLength")]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"array","minItems":-1}}}""", "schema.properties.a.minItems")]
+    [InlineData("""{"type":"object","properties":{"a":{"type":"string","minLength":"4"}}}""", "schema.properties.a.minLength")]
+    public void Unsatisfiable_or_malformed_minimums_are_refused_with_the_path(string schema, string path)
+    {
+        var e = Assert.Throws<SlmKitException>(() => Constraint(schema));
+        Assert.Contains(path, e.Message);
+    }
+
     [Theory]
     [InlineData(null, 0)]
     [InlineData(PetSchema, 1)]
     [InlineData(null, 2)]
     [InlineData(PetSchema, 3)]
+    [InlineData(MinimumsSchema, 4)]
+    [InlineData(MinimumsSchema, 5)]
     public void Random_sampling_under_the_mask_always_parses_within_the_budget(string? schema, int seed)
     {
         // Uniformly random logits are the worst case: nothing pushes toward closing except the budget.
         var tokenizer = s_tokenizer.Value;
         var random = new Random(seed);
-        foreach (int budget in new[] { 40, 120 })
+        // The shortest text MinimumsSchema accepts is 47 bytes; one byte per token must still fit.
+        foreach (int budget in schema == MinimumsSchema ? new[] { 64, 120 } : new[] { 40, 120 })
         {
             var constraint = Constraint(schema);
             var decoder = tokenizer.CreateStreamingDecoder(skipSpecial: true);
@@ -109,6 +164,16 @@ public sealed class JsonGrammarTests
             Assert.True(constraint.IsComplete, $"budget {budget}: not complete: {text}");
             using var document = JsonDocument.Parse(text.ToString());
             Assert.Equal(JsonValueKind.Object, document.RootElement.ValueKind);
+            if (schema == MinimumsSchema)
+            {
+                var root = document.RootElement;
+                int code = new StringInfo(root.GetProperty("code").GetString()!).LengthInTextElements;
+                Assert.True(code is >= 4 and <= 6, text.ToString());
+                Assert.True(root.GetProperty("points").GetArrayLength() >= 3, text.ToString());
+                var words = root.GetProperty("words").EnumerateArray().ToArray();
+                Assert.InRange(words.Length, 1, 2);
+                Assert.All(words, w => Assert.True(w.GetString()!.Length >= 2, text.ToString()));
+            }
         }
     }
 
