@@ -1,6 +1,7 @@
 using System.Text;
 using System.Text.Json;
 using System.Text.RegularExpressions;
+using SlmKit.Formats;
 
 namespace SlmKit.Tokenizers;
 
@@ -12,7 +13,7 @@ public sealed partial class Tokenizer
     /// <summary>
     /// Loads a Hugging Face tokenizer folder: <c>tokenizer.json</c> (a BPE model: byte-level, or SentencePiece-style
     /// with byte fallback), plus <c>tokenizer_config.json</c>, <c>special_tokens_map.json</c> and
-    /// <c>chat_template.jinja</c> when present.
+    /// <c>chat_template.jinja</c> or <c>chat_template.json</c> when present (read through <see cref="TokenizerConfig"/>).
     /// </summary>
     /// <param name="folder">The folder holding <c>tokenizer.json</c>.</param>
     /// <exception cref="ModelFileException">A file is missing or malformed, or uses a model, normalizer or
@@ -139,22 +140,23 @@ public sealed partial class Tokenizer
         Normalizer? normalizer = normalizerSteps.Count > 0 ? new Normalizer(normalizerSteps) : null;
 
         // Special-token roles come from tokenizer_config.json / special_tokens_map.json when present.
-        JsonElement config = ReadOptionalJson(Path.Combine(folder, "tokenizer_config.json"));
+        var config = TokenizerConfig.TryLoadFromFolder(folder);
         JsonElement specialMap = ReadOptionalJson(Path.Combine(folder, "special_tokens_map.json"));
         var lookup = new Dictionary<string, int>(StringComparer.Ordinal);
         for (int i = 0; i < size; i++)
             lookup.TryAdd(pieces[i], i);
-        int? bos = RoleId(config, specialMap, "bos_token", lookup);
-        int? eos = RoleId(config, specialMap, "eos_token", lookup);
+        int? bos = RoleId(config?.BosToken, specialMap, "bos_token", lookup);
+        int? eos = RoleId(config?.EosToken, specialMap, "eos_token", lookup);
 
         (int[] prefix, int[] suffix, _) = ParsePostProcessor(path, root, lookup);
         // transformers lets tokenizer_config.json's add_bos_token/add_eos_token rewrite the post-processor.
-        prefix = ApplyConfigFlag(prefix, BoolProperty(config, "add_bos_token"), bos, atStart: true);
-        suffix = ApplyConfigFlag(suffix, BoolProperty(config, "add_eos_token"), eos, atStart: false);
+        prefix = ApplyConfigFlag(prefix, config?.AddBosToken, bos, atStart: true);
+        suffix = ApplyConfigFlag(suffix, config?.AddEosToken, eos, atStart: false);
         bos ??= prefix.Length > 0 && s_bosNames.Contains(pieces[prefix[0]]) ? prefix[0] : FirstPresent(s_bosNames, lookup, added.Select(a => a.Id));
         eos ??= FirstPresent(s_eosNames, lookup, added.Select(a => a.Id));
 
-        string? template = ChatTemplateFrom(config);
+        // The "default" template, else the first named one (a list without a "default" still has a usable template).
+        string? template = config?.ChatTemplate ?? config?.ChatTemplates.Values.FirstOrDefault();
         string jinja = Path.Combine(folder, "chat_template.jinja");
         if (template is null && File.Exists(jinja))
             template = File.ReadAllText(jinja);
@@ -336,11 +338,6 @@ public sealed partial class Tokenizer
     private static bool Flag(JsonElement e, string name, bool defaultValue = false) =>
         e.TryGetProperty(name, out JsonElement v) ? v.ValueKind == JsonValueKind.True || (v.ValueKind != JsonValueKind.False && defaultValue) : defaultValue;
 
-    private static bool? BoolProperty(JsonElement e, string name) =>
-        e.ValueKind == JsonValueKind.Object && e.TryGetProperty(name, out JsonElement v) && v.ValueKind is JsonValueKind.True or JsonValueKind.False
-            ? v.GetBoolean()
-            : null;
-
     private static bool HasType(JsonElement e, string type)
     {
         if (e.ValueKind != JsonValueKind.Object)
@@ -381,22 +378,20 @@ public sealed partial class Tokenizer
         }
     }
 
-    private static int? RoleId(JsonElement config, JsonElement specialMap, string role, Dictionary<string, int> lookup)
+    /// <summary>The id of a special token named by tokenizer_config.json (<paramref name="configured"/>), else by special_tokens_map.json.</summary>
+    private static int? RoleId(string? configured, JsonElement specialMap, string role, Dictionary<string, int> lookup)
     {
-        foreach (JsonElement source in (JsonElement[])[config, specialMap])
+        if (configured is not null && lookup.TryGetValue(configured, out int id))
+            return id;
+        if (specialMap.ValueKind != JsonValueKind.Object || !specialMap.TryGetProperty(role, out JsonElement v))
+            return null;
+        string? text = v.ValueKind switch
         {
-            if (source.ValueKind != JsonValueKind.Object || !source.TryGetProperty(role, out JsonElement v))
-                continue;
-            string? text = v.ValueKind switch
-            {
-                JsonValueKind.String => v.GetString(),
-                JsonValueKind.Object when v.TryGetProperty("content", out JsonElement c) => c.GetString(),
-                _ => null,
-            };
-            if (text is not null && lookup.TryGetValue(text, out int id))
-                return id;
-        }
-        return null;
+            JsonValueKind.String => v.GetString(),
+            JsonValueKind.Object when v.TryGetProperty("content", out JsonElement c) => c.GetString(),
+            _ => null,
+        };
+        return text is not null && lookup.TryGetValue(text, out id) ? id : null;
     }
 
     private static int? FirstPresent(string[] names, Dictionary<string, int> lookup, IEnumerable<int> addedIds)
@@ -406,28 +401,6 @@ public sealed partial class Tokenizer
         {
             if (lookup.TryGetValue(name, out int id) && added.Contains(id))
                 return id;
-        }
-        return null;
-    }
-
-    private static string? ChatTemplateFrom(JsonElement config)
-    {
-        if (config.ValueKind != JsonValueKind.Object || !config.TryGetProperty("chat_template", out JsonElement t))
-            return null;
-        if (t.ValueKind == JsonValueKind.String)
-            return t.GetString();
-        if (t.ValueKind == JsonValueKind.Array)
-        {
-            // A list of named templates: take "default", else the first.
-            string? first = null;
-            foreach (JsonElement item in t.EnumerateArray())
-            {
-                string? template = item.TryGetProperty("template", out JsonElement x) ? x.GetString() : null;
-                first ??= template;
-                if (item.TryGetProperty("name", out JsonElement name) && name.GetString() == "default")
-                    return template;
-            }
-            return first;
         }
         return null;
     }
