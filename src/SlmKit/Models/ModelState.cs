@@ -6,8 +6,9 @@ namespace SlmKit.Models;
 /// </summary>
 /// <remarks>
 /// Each layer's keys (and values) are laid out head by head, [KvHeads, Capacity, HeadDim]: attention reads one KV
-/// head's positions as one sequential stream. With positions outermost ([Capacity, KvHeads·HeadDim]) a head's rows lay
-/// 256 of every 768 bytes apart (SmolLM-135M), and decoding read the cache at ≈ 15 GB/s.
+/// head's positions as one sequential stream. With positions outermost ([Capacity, KvHeads·HeadDim]) a head's rows were
+/// 256 of every 768 bytes (SmolLM-135M); SmolLM-135M Q8_0 decode after a 1024-token prompt went 124 → 143 tok/s with
+/// this layout (alternating runs).
 /// </remarks>
 public sealed class KvCache
 {
