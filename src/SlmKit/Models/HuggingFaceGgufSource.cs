@@ -8,13 +8,14 @@ using SlmKit.Tokenizers;
 namespace SlmKit.Models;
 
 /// <summary>
-/// A Hugging Face Llama-family folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
+/// A Hugging Face Llama or Qwen2 folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
 /// <see cref="HuggingFaceToGguf"/> writes from it, without writing anything: <see cref="Metadata"/> is the converter's
-/// llama.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
+/// {arch}.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
 /// order, and <see cref="Find"/> gives each tensor as the GGUF holds it. Matrices come straight from the safetensors
-/// mapping; only the q/k projections (rows moved from transformers' rotate-half order to adjacent pairs) and 1-D tensors
-/// stored below F32 (widened to F32, as llama.cpp's converter keeps norms) are copied, once each, into memory this
-/// source owns. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
+/// mapping; only a Llama folder's q/k projections (rows moved from transformers' rotate-half order to adjacent pairs,
+/// which llama.cpp's "llama" architecture rotates) and 1-D tensors stored below F32 (norms and Qwen2's q/k/v biases,
+/// widened to F32 as llama.cpp's converter keeps them) are copied, once each, into memory this source owns. Qwen2 keeps
+/// transformers' row order: llama.cpp rotates its "qwen2" architecture in the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
 /// intermediate GGUF and gives the bytes that quantizing the converted GGUF gives.
 /// </summary>
 public sealed unsafe class HuggingFaceGgufSource : IWeightSource
@@ -25,13 +26,14 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     private readonly int _headCount;
     private readonly int _kvHeadCount;
     private readonly int _headDim;
+    private readonly bool _permuteQueryKey;
     // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source.
     private readonly Dictionary<string, byte[]> _copies = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private bool _disposed;
 
     private HuggingFaceGgufSource(string folder, SafeTensorsModel weights, IReadOnlyList<KeyValuePair<string, object>> metadata,
-        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim)
+        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim, bool permuteQueryKey)
     {
         SourcePath = folder;
         _weights = weights;
@@ -41,6 +43,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         _headCount = headCount;
         _kvHeadCount = kvHeadCount;
         _headDim = headDim;
+        _permuteQueryKey = permuteQueryKey;
     }
 
     /// <summary>The folder.</summary>
@@ -56,7 +59,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     /// Opens <paramref name="folder"/> and checks everything that can be checked before any tensor is read: config.json,
     /// the tokenizer, the safetensors files, every tensor's dtype and llama.cpp name, and the q/k shapes.
     /// </summary>
-    /// <exception cref="ModelFileException">Not a Llama-family folder, or a missing or damaged file in it.</exception>
+    /// <exception cref="ModelFileException">Not a Llama or Qwen2 folder, or a missing or damaged file in it.</exception>
     public static HuggingFaceGgufSource Open(string folder)
     {
         if (!Directory.Exists(folder))
@@ -65,8 +68,13 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var hf = HuggingFaceConfig.Load(configPath);
-        if (hf.ModelType != "llama")
-            throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama); SlmKit runs such folders directly");
+        // llama.cpp's architecture for each model_type, and whether its rotation wants q/k rows in adjacent pairs.
+        (string architecture, bool permuteQueryKey) = hf.ModelType switch
+        {
+            "llama" => ("llama", true),
+            "qwen2" => ("qwen2", false),
+            _ => throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama, qwen2); SlmKit runs such folders directly"),
+        };
         DecoderConfig config = ModelLoader.ConfigFromHuggingFace(hf);
         if (config.RopeScaling is not null && config.RopeScaling.Type != "linear")
             throw new ModelFileException(configPath, $"rope scaling '{config.RopeScaling.Type}' cannot be written to GGUF by this converter yet");
@@ -74,9 +82,9 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         int headDim = config.ResolvedHeadDim;
 
         var writer = new GgufWriter();
-        writer.Set("general.architecture", "llama");
+        writer.Set("general.architecture", architecture);
         writer.Set("general.name", Path.GetFileName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)));
-        GgufDecoderMetadata.Write(writer, "llama", config);
+        GgufDecoderMetadata.Write(writer, architecture, config);
         tokenizer.WriteGgufMetadata(writer);
 
         var weights = SafeTensorsModel.Open(folder);
@@ -91,15 +99,28 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                 var tensor = weights.Find(name)!;
                 if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
                     throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
-                string gguf = Llama.GgufName(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name");
+                string gguf = GgufName(name, architecture) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
                 int heads = IsQuery(gguf) ? config.HeadCount : IsKey(gguf) ? config.KvHeadCount : 0;
                 if (heads > 0 && (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != (long)heads * headDim))
                     throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {heads} heads of {headDim} rows");
+                int biasRows = gguf.EndsWith(".attn_q.bias", StringComparison.Ordinal) ? config.HeadCount * headDim
+                    : gguf.EndsWith(".attn_k.bias", StringComparison.Ordinal) || gguf.EndsWith(".attn_v.bias", StringComparison.Ordinal) ? config.KvHeadCount * headDim : 0;
+                if (biasRows > 0 && (tensor.Dimensions.Length != 1 || tensor.Dimensions[0] != biasRows))
+                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives a bias of {biasRows}");
                 if (!huggingFaceNames.TryAdd(gguf, name))
                     throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
                 names.Add(gguf);
             }
-            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim);
+            if (architecture == "qwen2")
+            {
+                // llama.cpp's qwen2 graph requires the q/k/v biases; a folder without them is not a Qwen2 checkpoint.
+                foreach (string role in (ReadOnlySpan<string>)["attn_q.bias", "attn_k.bias", "attn_v.bias"])
+                {
+                    if (!huggingFaceNames.ContainsKey($"blk.0.{role}"))
+                        throw new ModelFileException(folder, $"a qwen2 checkpoint needs the q, k and v biases; 'blk.0.{role}' has no tensor");
+                }
+            }
+            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim, permuteQueryKey);
         }
         catch
         {
@@ -116,7 +137,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             return null;
         WeightTensor tensor = _weights.Find(huggingFaceName)!;
         long[] dimensions = (long[])tensor.Dimensions.Clone();
-        int heads = IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
+        int heads = !_permuteQueryKey ? 0 : IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
         if (heads == 0 && (dimensions.Length != 1 || tensor.Type == GgmlType.F32))
             return new WeightTensor(name, tensor.Type, dimensions, tensor.Data, tensor.ByteLength);
 
@@ -150,6 +171,23 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         _weights.Dispose();
         lock (_lock)
             _copies.Clear();
+    }
+
+    /// <summary>
+    /// llama.cpp's name of a transformers tensor: Llama's names, and for Qwen2 also the q/k/v biases
+    /// ("model.layers.3.self_attn.q_proj.bias" → "blk.3.attn_q.bias"). Null where the architecture has no such tensor.
+    /// </summary>
+    private static string? GgufName(string huggingFaceName, string architecture)
+    {
+        const string bias = ".bias";
+        if (!huggingFaceName.EndsWith(bias, StringComparison.Ordinal))
+            return Llama.GgufName(huggingFaceName);
+        if (architecture != "qwen2")
+            return null;
+        string? weight = Llama.GgufName(string.Concat(huggingFaceName.AsSpan(0, huggingFaceName.Length - bias.Length), ".weight"));
+        return weight is not null && (weight.EndsWith(".attn_q.weight", StringComparison.Ordinal) || weight.EndsWith(".attn_k.weight", StringComparison.Ordinal) || weight.EndsWith(".attn_v.weight", StringComparison.Ordinal))
+            ? string.Concat(weight.AsSpan(0, weight.Length - ".weight".Length), bias)
+            : null;
     }
 
     private static bool IsQuery(string ggufName) => ggufName.EndsWith(".attn_q.weight", StringComparison.Ordinal);

@@ -75,8 +75,27 @@ public sealed partial class Tokenizer
         return scores;
     }
 
-    private string GgufPreTokenizerName() =>
-        _preTokenizer is { Patterns: [PreTokenizer.Gpt2Pattern] } || _preTokenizer is null ? "gpt-2" : "default";
+    /// <summary>
+    /// The <c>tokenizer.ggml.pre</c> under which llama.cpp splits text as this tokenizer does, recognised from its regex
+    /// chain in either spelling: transformers' (tokenizer.json: a Split regex with <c>(?i:'s|…)</c> before a ByteLevel
+    /// step without regex, or Digits before a ByteLevel step with it) or llama.cpp's (<see cref="ByteLevelPreTokenizer"/>).
+    /// Llama 3's chain is "llama-bpe" only with ignore_merges, which llama.cpp implies by that name. A chain without a
+    /// name here is written as "default", llama.cpp's fallback.
+    /// </summary>
+    private string GgufPreTokenizerName() => _preTokenizer?.Patterns switch
+    {
+        null or [PreTokenizer.Gpt2Pattern] => "gpt-2",
+        [Llama3Pattern or Llama3HuggingFacePattern] => _ignoreMerges ? "llama-bpe" : "smaug-bpe",
+        [Qwen2Pattern or Qwen2HuggingFacePattern] => "qwen2",
+        [@"\p{N}", PreTokenizer.Gpt2Pattern] => "smollm",
+        _ => "default",
+    };
+
+    // tokenizer.json's spelling of the Llama 3 and Qwen2 splits (case-insensitive contractions; Qwen2 splits digits singly).
+    private const string Llama3HuggingFacePattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
+    private const string Qwen2HuggingFacePattern =
+        @"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+";
 
     private static int GgufTokenType(TokenAttributes attributes) =>
         (attributes & (TokenAttributes.Unknown | TokenAttributes.Control | TokenAttributes.UserDefined | TokenAttributes.Unused | TokenAttributes.Byte)) switch

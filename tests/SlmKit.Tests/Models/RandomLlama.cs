@@ -159,6 +159,68 @@ public sealed class RandomLlama
         return folder;
     }
 
+    /// <summary>
+    /// Writes this model's weights as a Hugging Face <b>Qwen2</b> folder: the same matrices and norms (q/k rows as they
+    /// are, since Qwen2's GGUF keeps transformers' rotate-half order, so this is a different model from
+    /// <see cref="WriteGguf"/>'s), plus random q/k/v biases, which a Qwen2 checkpoint always has. The tokenizer is copied
+    /// as in <see cref="WriteHuggingFace"/>.
+    /// </summary>
+    public string WriteQwen2HuggingFace(string folder, string tokenizerFolder)
+    {
+        var s = Spec;
+        Directory.CreateDirectory(folder);
+        var random = new Random(s.Seed + 1000);
+        byte[] Stored(float[] values) => s.Type == GgmlType.F16
+            ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
+            : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+        var entries = new List<SafeTensorEntry>();
+        foreach (var (name, (dims, values)) in _tensors)
+        {
+            string hf = name switch
+            {
+                "token_embd.weight" => "model.embed_tokens.weight",
+                "output_norm.weight" => "model.norm.weight",
+                "output.weight" => "lm_head.weight",
+                _ => HfLayerName(name),
+            };
+            entries.Add(new SafeTensorEntry(hf, s.Type, dims, Stored(values)));
+            if (name.EndsWith("attn_q.weight", StringComparison.Ordinal) || name.EndsWith("attn_k.weight", StringComparison.Ordinal) || name.EndsWith("attn_v.weight", StringComparison.Ordinal))
+            {
+                var bias = new float[dims[0]];
+                for (int i = 0; i < bias.Length; i++)
+                    bias[i] = (float)(Half)((random.NextDouble() * 2 - 1) * 0.5);
+                entries.Add(new SafeTensorEntry(hf[..^".weight".Length] + ".bias", s.Type, [dims[0]], Stored(bias)));
+            }
+        }
+        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
+
+        string config = $$"""
+        {
+          "architectures": ["Qwen2ForCausalLM"],
+          "model_type": "qwen2",
+          "hidden_size": {{s.Dim}},
+          "intermediate_size": {{s.Ffn}},
+          "num_hidden_layers": {{s.Layers}},
+          "num_attention_heads": {{s.Heads}},
+          "num_key_value_heads": {{s.KvHeads}},
+          "vocab_size": {{s.Vocab}},
+          "max_position_embeddings": 512,
+          "rms_norm_eps": 1e-06,
+          "rope_theta": {{s.RopeTheta.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}},
+          "tie_word_embeddings": {{(s.Tied ? "true" : "false")}},
+          "use_sliding_window": false,
+          "sliding_window": 4096,
+          "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
+          "bos_token_id": 1,
+          "eos_token_id": 2
+        }
+        """;
+        File.WriteAllText(Path.Combine(folder, "config.json"), config);
+        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
+            File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
+        return folder;
+    }
+
     private static string HfLayerName(string gguf)
     {
         // blk.{i}.{part}.weight

@@ -24,14 +24,72 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
     private static readonly RandomLlamaSpec s_spec = new("hf-quant", Dim: 256, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 64, Ffn: 768,
         Vocab: 2048, Tied: false, RopeTheta: 10000f, Type: GgmlType.F16, Seed: 23);
 
-    public static TheoryData<QuantizationTarget, LLamaFtype> Targets => new()
+    public static TheoryData<string, QuantizationTarget, LLamaFtype> Targets => new()
     {
-        { QuantizationTarget.Q8_0, LLamaFtype.MOSTLY_Q8_0 },
-        { QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
+        { "llama", QuantizationTarget.Q8_0, LLamaFtype.MOSTLY_Q8_0 },
+        { "llama", QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
+        { "qwen2", QuantizationTarget.Q8_0, LLamaFtype.MOSTLY_Q8_0 },
+        { "qwen2", QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
     };
 
-    private string Folder(string name = "hf") =>
-        new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), Path.Combine(SharedAssets.RepositoryRoot, "models", "default", "tokenizer"));
+    private static string DefaultTokenizer => Path.Combine(SharedAssets.RepositoryRoot, "models", "default", "tokenizer");
+
+    /// <summary>A random folder of <paramref name="modelType"/> ("llama" or "qwen2", whose q/k/v have biases).</summary>
+    private string Folder(string name = "hf", string modelType = "llama") => modelType == "qwen2"
+        ? new RandomLlama(s_spec).WriteQwen2HuggingFace(Path.Combine(_folder, name), DefaultTokenizer)
+        : new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), DefaultTokenizer);
+
+    [Fact]
+    public void A_qwen2_folder_converts_to_a_gguf_that_llama_cpp_runs_as_slmkit_runs_the_folder()
+    {
+        string folder = Folder("qwen2", "qwen2");
+        string converted = Path.Combine(_folder, "qwen2-f16.gguf");
+        var (code, _, error) = Run("convert", folder, converted);
+        Assert.True(code == 0, error);
+        using (var gguf = GgufFile.Open(converted))
+        {
+            Assert.Equal("qwen2", gguf.Architecture);
+            Assert.Equal(GgmlType.F16, gguf.Tensors.Single(t => t.Name == "blk.1.attn_q.weight").Type);
+            // The biases, F16 in the folder, are F32 in the file (llama.cpp's converter keeps 1-D tensors in F32).
+            foreach (var (role, rows) in new[] { ("attn_q", s_spec.Heads * s_spec.HeadDim), ("attn_k", s_spec.KvHeads * s_spec.HeadDim), ("attn_v", s_spec.KvHeads * s_spec.HeadDim) })
+            {
+                var bias = gguf.Tensors.Single(t => t.Name == $"blk.1.{role}.bias");
+                Assert.Equal(GgmlType.F32, bias.Type);
+                Assert.Equal([(long)rows], bias.Dimensions);
+            }
+        }
+
+        int[] tokens = ModelTestHelpers.RandomTokens(64, s_spec.Vocab, 9);
+        float[] fromFolder = ModelTestHelpers.OurLogits(folder, tokens);
+        // SlmKit on the file computes the folder's model: the same F16 weights, rotated in the order the file's
+        // architecture names.
+        ModelTestHelpers.AssertLogitsMatch(fromFolder, ModelTestHelpers.OurLogits(converted, tokens), 1e-4);
+        // llama.cpp, the independent engine, on the file: as close as its F16 runs of random models always are
+        // (FamilyOracleTests' bound for F16 weights; it rounds activations to F16 for F16 products).
+        ModelTestHelpers.AssertLogitsMatch(LlamaCppForward.Logits(converted, tokens), fromFolder, 1e-2);
+    }
+
+    [Fact]
+    public void A_qwen2_folder_without_its_biases_is_refused_naming_the_missing_tensor()
+    {
+        string folder = Folder("qwen2-no-bias", "qwen2");
+        string weights = Path.Combine(folder, "model.safetensors");
+        List<SafeTensorEntry> kept;
+        using (var safetensors = SafeTensorsModel.Open(folder))
+        {
+            kept = safetensors.TensorNames.Where(n => !n.EndsWith(".bias", StringComparison.Ordinal))
+                .Select(n => safetensors.Find(n)!)
+                .Select(t => new SafeTensorEntry(t.Name, t.Type, t.Dimensions, t.Bytes.ToArray()))
+                .ToList();
+        }
+        SafeTensorsWriter.Write(weights, kept);
+        string destination = Path.Combine(_folder, "out.gguf");
+        var (code, stdout, error) = Run("convert", folder, destination);
+        Assert.Equal(2, code);
+        Assert.Contains("attn_q.bias", error);
+        Assert.Equal("", stdout);
+        Assert.Empty(Directory.GetFiles(_folder, "out.gguf*"));
+    }
 
     private static (int Code, string Out, string Err) Run(params string[] args)
     {
@@ -42,11 +100,12 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
     }
 
     [Theory]
-    [InlineData(QuantizationTarget.Q8_0)]
-    [InlineData(QuantizationTarget.Q4_K_M)]
-    public void Quantizing_a_folder_writes_the_bytes_of_quantizing_the_gguf_slm_convert_makes_of_it(QuantizationTarget target)
+    [InlineData("llama", QuantizationTarget.Q8_0)]
+    [InlineData("llama", QuantizationTarget.Q4_K_M)]
+    [InlineData("qwen2", QuantizationTarget.Q4_K_M)]
+    public void Quantizing_a_folder_writes_the_bytes_of_quantizing_the_gguf_slm_convert_makes_of_it(string modelType, QuantizationTarget target)
     {
-        string folder = Folder();
+        string folder = Folder("hf", modelType);
         string direct = Path.Combine(_folder, $"direct-{target}.gguf");
         var (code, _, error) = Run("quantize", folder, direct, "--type", target.ToString(), "--threads", "2");
         Assert.True(code == 0, error);
@@ -78,14 +137,16 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
 
     [Theory]
     [MemberData(nameof(Targets))]
-    public void A_folder_quantized_here_runs_in_slmkit_and_llama_cpp_close_to_the_unquantized_model(QuantizationTarget target, LLamaFtype ftype)
+    public void A_folder_quantized_here_runs_in_slmkit_and_llama_cpp_close_to_the_unquantized_model(string modelType, QuantizationTarget target, LLamaFtype ftype)
     {
-        string folder = Folder();
+        string folder = Folder("hf", modelType);
         string ours = Path.Combine(_folder, $"{target}.gguf");
         var reports = new List<QuantizationProgress>();
         ModelQuantizer.Quantize(folder, ours, target, progress: new Recorder(reports));
-        Assert.Equal(Enumerable.Range(1, 21), reports.Select(r => r.Index)); // 2 layers × 9 + embeddings, norm, head
-        Assert.All(reports, r => Assert.Equal(21, r.Count));
+        // 2 layers × 9 (× 12 with Qwen2's three biases) + embeddings, norm, head
+        int tensors = modelType == "qwen2" ? 27 : 21;
+        Assert.Equal(Enumerable.Range(1, tensors), reports.Select(r => r.Index));
+        Assert.All(reports, r => Assert.Equal(tensors, r.Count));
         Assert.Equal(reports[^1].InputBytesTotal, reports[^1].InputBytesDone);
         int[] tokens = ModelTestHelpers.RandomTokens(64, s_spec.Vocab, 5);
 
