@@ -203,7 +203,10 @@ public sealed class WorkerPool : IDisposable
                     continue;
                 }
 
-                Volatile.Write(ref _sleeping[id], 1);
+                // A full fence between publishing the flag and re-reading the generation: after a plain store the read
+                // could be served first (x86 lets a load pass an earlier store), and a region started in between would
+                // then neither be seen here nor find the flag set: the worker would sleep and the caller wait forever.
+                Interlocked.Exchange(ref _sleeping[id], 1);
                 if (Volatile.Read(ref _counters.Generation) != seen || _disposed)
                 {
                     // Either we take our sleeping flag back, or the releaser already took it and released us.
