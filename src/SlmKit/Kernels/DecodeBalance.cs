@@ -1,4 +1,5 @@
-using System.Collections.Concurrent;
+using System.Runtime.CompilerServices;
+using SlmKit.Tensors;
 
 namespace SlmKit.Kernels;
 
@@ -24,10 +25,15 @@ internal sealed class DecodeBalance
     /// <summary>The front item's share stays within these bounds however one measurement turns out.</summary>
     internal const double MinShare = 0.2, MaxShare = 0.8;
 
-    private readonly ConcurrentDictionary<nint, Entry> _entries = new();
+    // Keyed by the product's first weight tensor and held weakly: a split lives as long as its model's weights, so a
+    // pool that serves model after model does not keep one entry per product of every model it ever ran.
+    private readonly ConditionalWeakTable<WeightTensor, Entry> _entries = new();
 
-    /// <summary>The learnt split of the product identified by <paramref name="key"/> (its first weight's address).</summary>
-    public Entry For(nint key) => _entries.GetOrAdd(key, static _ => new Entry());
+    /// <summary>The learnt split of the product whose first matrix is <paramref name="weight"/>.</summary>
+    public Entry For(WeightTensor weight) => _entries.GetOrAdd(weight, static _ => new Entry());
+
+    /// <summary>Products with a split held (for tests).</summary>
+    internal int Count => _entries.Count();
 
     internal sealed class Entry
     {

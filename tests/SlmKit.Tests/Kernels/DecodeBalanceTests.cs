@@ -1,4 +1,6 @@
+using System.Runtime.CompilerServices;
 using SlmKit.Kernels;
+using SlmKit.Tensors;
 
 namespace SlmKit.Tests.Kernels;
 
@@ -50,4 +52,26 @@ public class DecodeBalanceTests
         Assert.Equal(0.42, DecodeBalance.Next(0.42, 0, 10, 500, 10));
         Assert.Equal(0.42, DecodeBalance.Next(0.42, 500, 0, 500, 10));
     }
+
+    [Fact]
+    public void A_learnt_split_is_dropped_with_its_weights()
+    {
+        var balance = new DecodeBalance();
+        var kept = Tensor("kept");
+        balance.For(kept).FrontShare = 0.6;
+        LearnForATensorThatIsThenDropped(balance);
+        Assert.Equal(2, balance.Count);
+
+        GC.Collect();
+        GC.WaitForPendingFinalizers();
+        GC.Collect();
+        Assert.Equal(1, balance.Count);
+        Assert.Equal(0.6, balance.For(kept).FrontShare);
+        GC.KeepAlive(kept);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void LearnForATensorThatIsThenDropped(DecodeBalance balance) => balance.For(Tensor("dropped")).FrontShare = 0.3;
+
+    private static unsafe WeightTensor Tensor(string name) => new(name, GgmlType.Q8_0, [4, 32], null, 0);
 }

@@ -576,7 +576,7 @@ public sealed unsafe class QuantizedKernelTests
                 for (int repeat = 0; repeat < (share is null ? 200 : 1); repeat++)
                 {
                     if (share is double forced)
-                        pool.Balance.For((nint)p0).FrontShare = forced;
+                        pool.Balance.For(tensors[0]).FrontShare = forced;
                     var y = rows.Select(r => new float[tokens * r]).ToArray();
                     MatMul.MultiplyShared(pool, x, tokens, tensors[0], y[0], tensors[1], y[1], tensors[2], y[2]);
                     for (int m = 0; m < 3; m++)

@@ -58,7 +58,7 @@ internal static unsafe class QuantizedMatMul
         activations.Quantize(input, tokens, cols, superBlocks);
         var work = t_work ??= new Work();
         // Two threads decoding: one split of all the region's rows, where the threads' measured speeds put it.
-        var balance = pool.ThreadCount == 2 && tokens < RowSplit.PrefillTokens ? pool.Balance.For((nint)weight0.Data) : null;
+        var balance = pool.ThreadCount == 2 && tokens < RowSplit.PrefillTokens ? pool.Balance.For(weight0) : null;
         fixed (float* y0 = output0)
         fixed (float* y1 = output1)
         fixed (float* y2 = output2)
