@@ -134,6 +134,9 @@ internal sealed class JsonConstraint : ITokenConstraint
     private const byte ArrayOpen = 0, ArrayAfterValue = 1;
     // String states
     private const byte StringNormal = 0, StringEscape = 1, StringUnicode = 2;
+    // The first continuation byte after E0, ED, F0 or F4, whose range is narrower than 80-BF: E0 80-9F would spell a
+    // character again in fewer bytes (overlong), ED A0-BF a UTF-16 surrogate, F0 80-8F overlong, F4 90-BF past U+10FFFF.
+    private const byte StringAfterE0 = 3, StringAfterED = 4, StringAfterF0 = 5, StringAfterF4 = 6;
     // Number states
     private const byte NumSign = 0, NumZero = 1, NumInt = 2, NumDot = 3, NumFrac = 4, NumExpMark = 5, NumExpSign = 6, NumExp = 7;
 
@@ -620,8 +623,28 @@ internal sealed class JsonConstraint : ITokenConstraint
                 if (++f.Alive > (ulong)(f.Node.MaxLength ?? int.MaxValue))
                     return Step.Rejected; // Alive counts characters here: a new one past maxLength
                 f.Index = continuation;
-                if (b == '\\')
-                    f.State = StringEscape;
+                f.State = b switch
+                {
+                    (byte)'\\' => StringEscape,
+                    0xE0 => StringAfterE0,
+                    0xED => StringAfterED,
+                    0xF0 => StringAfterF0,
+                    0xF4 => StringAfterF4,
+                    _ => StringNormal,
+                };
+                return Step.Consumed;
+            case StringAfterE0 or StringAfterED or StringAfterF0 or StringAfterF4:
+                bool inRange = f.State switch
+                {
+                    StringAfterE0 => b is >= 0xA0 and <= 0xBF,
+                    StringAfterED => b is >= 0x80 and <= 0x9F,
+                    StringAfterF0 => b is >= 0x90 and <= 0xBF,
+                    _ => b is >= 0x80 and <= 0x8F,
+                };
+                if (!inRange)
+                    return Step.Rejected;
+                f.Index--;
+                f.State = StringNormal;
                 return Step.Consumed;
             case StringEscape:
                 if (b == 'u')

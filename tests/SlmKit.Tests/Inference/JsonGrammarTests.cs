@@ -56,6 +56,15 @@ public sealed class JsonGrammarTests
     [InlineData(new byte[] { 0xE2, 0x82, 0x41 }, false)]        // cut short by an ASCII byte
     [InlineData(new byte[] { 0xC0, 0x80 }, false)]              // never valid in UTF-8
     [InlineData(new byte[] { 0xFF }, false)]
+    [InlineData(new byte[] { 0xE0, 0xA0, 0x80 }, true)]         // U+0800, the first three-byte character
+    [InlineData(new byte[] { 0xE0, 0x9F, 0xBF }, false)]        // U+07FF spelt in three bytes (overlong)
+    [InlineData(new byte[] { 0xED, 0x9F, 0xBF }, true)]         // U+D7FF, just below the surrogates
+    [InlineData(new byte[] { 0xED, 0xA0, 0x80 }, false)]        // U+D800, a surrogate
+    [InlineData(new byte[] { 0xEF, 0xBF, 0xBD }, true)]         // U+FFFD
+    [InlineData(new byte[] { 0xF0, 0x90, 0x80, 0x80 }, true)]   // U+10000, the first four-byte character
+    [InlineData(new byte[] { 0xF0, 0x8F, 0xBF, 0xBF }, false)]  // U+FFFF spelt in four bytes (overlong)
+    [InlineData(new byte[] { 0xF4, 0x8F, 0xBF, 0xBF }, true)]   // U+10FFFF, the last character
+    [InlineData(new byte[] { 0xF4, 0x90, 0x80, 0x80 }, false)]  // past U+10FFFF
     public void Strings_must_be_valid_utf8(byte[] content, bool valid)
     {
         var constraint = Constraint();
