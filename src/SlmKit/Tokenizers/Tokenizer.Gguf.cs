@@ -168,6 +168,7 @@ public sealed partial class Tokenizer
             Attributes = attributes,
             MergeRanks = merges,
             PreTokenizer = preTokenizer,
+            GgufPreTokenizer = kind == TokenizerKind.ByteLevelBpe ? metadata.GetString("tokenizer.ggml.pre") ?? "default" : null,
             RawSplitIds = splitIds,
             AddSpacePrefix = addSpacePrefix,
             EscapeSpaces = kind == TokenizerKind.SentencePieceBpe,

@@ -27,6 +27,7 @@ public sealed partial class Tokenizer
     private readonly bool _addSpacePrefix;
     private readonly bool _escapeSpaces;
     private readonly bool _ignoreMerges;
+    private readonly string? _ggufPreTokenizer;
     private readonly bool _byteFallback;
     private readonly bool _stripLeadingSpaceOnDecode;
     private readonly bool _spacesAreMetaspace;
@@ -55,6 +56,7 @@ public sealed partial class Tokenizer
         _addSpacePrefix = d.AddSpacePrefix;
         _escapeSpaces = d.EscapeSpaces;
         _ignoreMerges = d.IgnoreMerges;
+        _ggufPreTokenizer = d.GgufPreTokenizer;
         _byteFallback = d.ByteFallback;
         _stripLeadingSpaceOnDecode = d.StripLeadingSpaceOnDecode;
         _spacesAreMetaspace = d.SpacesAreMetaspace;

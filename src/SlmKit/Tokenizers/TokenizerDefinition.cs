@@ -39,6 +39,9 @@ internal sealed class TokenizerDefinition
 
     public bool StripLeadingSpaceOnDecode { get; init; }
 
+    /// <summary>The <c>tokenizer.ggml.pre</c> this vocabulary was read under, when it came from a GGUF file: written back unchanged.</summary>
+    public string? GgufPreTokenizer { get; init; }
+
     /// <summary>A pre-tokenized word that is itself a vocabulary entry is taken whole (Llama 3).</summary>
     public bool IgnoreMerges { get; init; }
 

@@ -9,7 +9,8 @@ namespace SlmKit.Tests.Tokenizers;
 /// A tokenizer.json written as GGUF vocabulary (what <c>slm convert</c> and <c>slm quantize</c> embed) names the
 /// pre-tokenizer under which llama.cpp splits text as the tokenizer.json does: llama.cpp, loading only that vocabulary,
 /// tokenizes generated text exactly as SlmKit's reading of the tokenizer.json does. The vocabulary and merges are the
-/// committed default tokenizer's; only the pre-tokenizer changes, to the forms Llama 3, Qwen2 and SmolLM publish.
+/// committed default tokenizer's; only the pre-tokenizer changes, to the forms Llama 3, Qwen2 and SmolLM publish. A
+/// vocabulary read from a GGUF is written back under the name it was read under.
 /// </summary>
 public sealed class GgufVocabularyExportTests : IDisposable
 {
@@ -33,18 +34,7 @@ public sealed class GgufVocabularyExportTests : IDisposable
     {
         string folder = TokenizerFolder(form);
         Tokenizer tokenizer = Tokenizer.FromHuggingFace(folder);
-        string path = Path.Combine(_folder, form + ".gguf");
-        var writer = new GgufWriter();
-        writer.Set("general.architecture", "llama");
-        // The hyperparameters llama.cpp reads even for a vocabulary-only load.
-        writer.Set("llama.context_length", 512u);
-        writer.Set("llama.embedding_length", 64u);
-        writer.Set("llama.block_count", 1u);
-        writer.Set("llama.feed_forward_length", 128u);
-        writer.Set("llama.attention.head_count", 4u);
-        writer.Set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-        tokenizer.WriteGgufMetadata(writer);
-        writer.Write(path);
+        string path = WriteVocabulary(tokenizer, Path.Combine(_folder, form + ".gguf"));
 
         using (var gguf = GgufFile.Open(path))
             Assert.Equal(expectedName, gguf.GetString("tokenizer.ggml.pre"));
@@ -59,6 +49,47 @@ public sealed class GgufVocabularyExportTests : IDisposable
                 failures.Add($"{LlamaCppVocabTests.Show(text)}:\n  tokenizer.json [{string.Join(' ', expected)}]\n  llama.cpp      [{string.Join(' ', actual)}]");
         }
         Assert.True(failures.Count == 0, $"{failures.Count} texts differ for {form}:\n" + string.Join('\n', failures.Take(6)));
+    }
+
+    public static TheoryData<string> ByteLevelVocabularies => new(["gpt-2", "falcon", "deepseek-coder", "deepseek-llm", "mpt", "refact", "starcoder"]);
+
+    [Theory]
+    [MemberData(nameof(ByteLevelVocabularies))]
+    public void A_gguf_vocabulary_written_back_keeps_its_pre_tokenizer_and_tokenizes_as_before_in_llama_cpp(string vocab)
+    {
+        string original = TokenizerTestData.VocabPath(vocab);
+        string path = WriteVocabulary(TokenizerTestData.Gguf(vocab), Path.Combine(_folder, vocab + ".gguf"));
+        using (var source = GgufFile.Open(original))
+        using (var written = GgufFile.Open(path))
+            Assert.Equal(source.GetString("tokenizer.ggml.pre"), written.GetString("tokenizer.ggml.pre"));
+
+        using LLamaWeights before = LlamaCppOracle.LoadVocabOnly(original);
+        using LLamaWeights after = LlamaCppOracle.LoadVocabOnly(path);
+        var failures = new List<string>();
+        foreach (string text in TokenizerFuzzText.Generate(150, seed: 31))
+        {
+            int[] expected = LlamaCppOracle.Tokenize(before, text, addSpecial: false, parseSpecial: false);
+            int[] actual = LlamaCppOracle.Tokenize(after, text, addSpecial: false, parseSpecial: false);
+            if (!actual.SequenceEqual(expected))
+                failures.Add($"{LlamaCppVocabTests.Show(text)}:\n  original  [{string.Join(' ', expected)}]\n  rewritten [{string.Join(' ', actual)}]");
+        }
+        Assert.True(failures.Count == 0, $"{failures.Count} texts differ for {vocab}:\n" + string.Join('\n', failures.Take(6)));
+    }
+
+    /// <summary>A vocabulary-only GGUF: the tokenizer and the hyperparameters llama.cpp reads even for such a load.</summary>
+    private static string WriteVocabulary(Tokenizer tokenizer, string path)
+    {
+        var writer = new GgufWriter();
+        writer.Set("general.architecture", "llama");
+        writer.Set("llama.context_length", 512u);
+        writer.Set("llama.embedding_length", 64u);
+        writer.Set("llama.block_count", 1u);
+        writer.Set("llama.feed_forward_length", 128u);
+        writer.Set("llama.attention.head_count", 4u);
+        writer.Set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+        tokenizer.WriteGgufMetadata(writer);
+        writer.Write(path);
+        return path;
     }
 
     /// <summary>The default tokenizer with the pre-tokenizer (and ignore_merges) of <paramref name="form"/>.</summary>
