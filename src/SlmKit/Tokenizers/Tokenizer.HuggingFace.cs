@@ -24,16 +24,18 @@ public sealed partial class Tokenizer
         string path = Path.Combine(folder, "tokenizer.json");
         if (!File.Exists(path))
             throw new ModelFileException(path, "not found (a Hugging Face tokenizer folder needs tokenizer.json)");
-        JsonDocument document;
+        byte[] bytes;
         try
         {
-            document = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
+            bytes = File.ReadAllBytes(path);
         }
-        catch (JsonException e)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
-            throw new ModelFileException(path, $"is not valid JSON: {e.Message}", e);
+            throw new ModelFileException(path, e.Message, e);
         }
-        using (document)
+        // The same strictness as every other JSON file read here (and as the tokenizers library's own parser): UTF-8
+        // checked up front, malformed JSON reported with its line and position, no trailing commas.
+        using (JsonDocument document = JsonFiles.Parse(path, bytes, "file"))
         {
             try
             {
@@ -363,20 +365,7 @@ public sealed partial class Tokenizer
             children.EnumerateArray().Any(HasStripDecoder);
     }
 
-    private static JsonElement ReadOptionalJson(string path)
-    {
-        if (!File.Exists(path))
-            return default;
-        try
-        {
-            using JsonDocument d = JsonDocument.Parse(File.ReadAllBytes(path), new JsonDocumentOptions { AllowTrailingCommas = true });
-            return d.RootElement.Clone();
-        }
-        catch (JsonException e)
-        {
-            throw new ModelFileException(path, $"is not valid JSON: {e.Message}", e);
-        }
-    }
+    private static JsonElement ReadOptionalJson(string path) => File.Exists(path) ? JsonFiles.Load(path) : default;
 
     /// <summary>The id of a special token named by tokenizer_config.json (<paramref name="configured"/>), else by special_tokens_map.json.</summary>
     private static int? RoleId(string? configured, JsonElement specialMap, string role, Dictionary<string, int> lookup)

@@ -1,3 +1,4 @@
+using System.Text;
 using System.Text.Json;
 using SlmKit.Tokenizers;
 
@@ -158,6 +159,40 @@ public sealed class HuggingFaceTokenizerTests
             File.WriteAllText(Path.Combine(dir, "tokenizer.json"),
                 "{ \"normalizer\": {\"type\": \"BertNormalizer\"}, \"model\": { \"type\": \"BPE\", \"vocab\": {\"a\": 0}, \"merges\": [] } }");
             Assert.Contains("BertNormalizer", Assert.Throws<ModelFileException>(() => Tokenizer.FromHuggingFace(dir)).Message);
+        }
+        finally
+        {
+            Directory.Delete(dir, recursive: true);
+        }
+    }
+
+    [Theory]
+    [InlineData("tokenizer.json", "truncated", "is not valid JSON at line 1")]
+    [InlineData("tokenizer.json", "trailing-comma", "is not valid JSON at line 1")]
+    [InlineData("tokenizer.json", "invalid-utf8", "is not valid UTF-8")]
+    [InlineData("special_tokens_map.json", "truncated", "is not valid JSON at line 1")]
+    [InlineData("special_tokens_map.json", "trailing-comma", "is not valid JSON at line 1")]
+    public void A_damaged_json_file_is_refused_naming_the_file_and_where(string file, string damage, string expected)
+    {
+        string dir = Directory.CreateTempSubdirectory("slmkit-tok-").FullName;
+        try
+        {
+            string valid = file == "tokenizer.json"
+                ? "{ \"model\": { \"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [] } }"
+                : "{ \"bos_token\": \"a\" }";
+            if (file != "tokenizer.json")
+                File.WriteAllText(Path.Combine(dir, "tokenizer.json"), "{ \"model\": { \"type\": \"BPE\", \"vocab\": {\"a\": 0, \"b\": 1}, \"merges\": [] } }");
+            byte[] bytes = damage switch
+            {
+                "truncated" => Encoding.UTF8.GetBytes(valid[..^3]),
+                "trailing-comma" => Encoding.UTF8.GetBytes(valid[..^2] + ", }"),
+                _ => [.. Encoding.UTF8.GetBytes(valid[..^4]), 0xFF, .. Encoding.UTF8.GetBytes(valid[^4..])],
+            };
+            File.WriteAllBytes(Path.Combine(dir, file), bytes);
+            var e = Assert.Throws<ModelFileException>(() => Tokenizer.FromHuggingFace(dir));
+            Assert.EndsWith(file, e.FilePath);
+            Assert.Contains(expected, e.Message);
+            Assert.DoesNotContain('\n', e.Message);
         }
         finally
         {
