@@ -3,7 +3,7 @@ using SlmKit.Models;
 
 namespace SlmKit.Cli.Commands;
 
-/// <summary><c>slm convert</c>: a Hugging Face Llama or Qwen2 folder to one GGUF file (loadable by SlmKit and llama.cpp).</summary>
+/// <summary><c>slm convert</c>: a Hugging Face Llama, Qwen2 or Gemma folder to one GGUF file (loadable by SlmKit and llama.cpp).</summary>
 internal static class ConvertCommand
 {
     public static Command Create(CliConsole console)
@@ -12,7 +12,7 @@ internal static class ConvertCommand
         var output = new Argument<string>("OUT") { Description = "GGUF file to write" };
         var to = new Option<string>("--to") { Description = "Target format (gguf)", DefaultValueFactory = _ => "gguf" };
         to.AcceptOnlyFromAmong("gguf");
-        var command = new Command("convert", "Convert a Hugging Face Llama or Qwen2 folder to GGUF (dtypes kept; tokenizer embedded)") { input, output, to };
+        var command = new Command("convert", "Convert a Hugging Face Llama, Qwen2 or Gemma folder to GGUF (dtypes kept; tokenizer embedded)") { input, output, to };
         command.SetAction(result =>
         {
             string outPath = result.GetValue(output)!;

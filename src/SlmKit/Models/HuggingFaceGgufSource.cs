@@ -8,14 +8,15 @@ using SlmKit.Tokenizers;
 namespace SlmKit.Models;
 
 /// <summary>
-/// A Hugging Face Llama or Qwen2 folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
+/// A Hugging Face Llama, Qwen2 or Gemma folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
 /// <see cref="HuggingFaceToGguf"/> writes from it, without writing anything: <see cref="Metadata"/> is the converter's
 /// {arch}.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
 /// order, and <see cref="Find"/> gives each tensor as the GGUF holds it. Matrices come straight from the safetensors
 /// mapping; only a Llama folder's q/k projections (rows moved from transformers' rotate-half order to adjacent pairs,
 /// which llama.cpp's "llama" architecture rotates) and 1-D tensors stored below F32 (norms and Qwen2's q/k/v biases,
-/// widened to F32 as llama.cpp's converter keeps them) are copied, once each, into memory this source owns. Qwen2 keeps
-/// transformers' row order: llama.cpp rotates its "qwen2" architecture in the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
+/// widened to F32 as llama.cpp's converter keeps them, Gemma's norms with the 1 its RMSNorm adds) are copied, once each,
+/// into memory this source owns. Qwen2 and Gemma keep transformers' row order: llama.cpp rotates their architectures in
+/// the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
 /// intermediate GGUF and gives the bytes that quantizing the converted GGUF gives.
 /// </summary>
 public sealed unsafe class HuggingFaceGgufSource : IWeightSource
@@ -27,13 +28,14 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     private readonly int _kvHeadCount;
     private readonly int _headDim;
     private readonly bool _permuteQueryKey;
+    private readonly float _normOffset;
     // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source.
     private readonly Dictionary<string, byte[]> _copies = new(StringComparer.Ordinal);
     private readonly Lock _lock = new();
     private bool _disposed;
 
     private HuggingFaceGgufSource(string folder, SafeTensorsModel weights, IReadOnlyList<KeyValuePair<string, object>> metadata,
-        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim, bool permuteQueryKey)
+        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim, bool permuteQueryKey, float normOffset)
     {
         SourcePath = folder;
         _weights = weights;
@@ -44,6 +46,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         _kvHeadCount = kvHeadCount;
         _headDim = headDim;
         _permuteQueryKey = permuteQueryKey;
+        _normOffset = normOffset;
     }
 
     /// <summary>The folder.</summary>
@@ -59,7 +62,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     /// Opens <paramref name="folder"/> and checks everything that can be checked before any tensor is read: config.json,
     /// the tokenizer, the safetensors files, every tensor's dtype and llama.cpp name, and the q/k shapes.
     /// </summary>
-    /// <exception cref="ModelFileException">Not a Llama or Qwen2 folder, or a missing or damaged file in it.</exception>
+    /// <exception cref="ModelFileException">Not a Llama, Qwen2 or Gemma folder, or a missing or damaged file in it.</exception>
     public static HuggingFaceGgufSource Open(string folder)
     {
         if (!Directory.Exists(folder))
@@ -68,12 +71,14 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var hf = HuggingFaceConfig.Load(configPath);
-        // llama.cpp's architecture for each model_type, and whether its rotation wants q/k rows in adjacent pairs.
-        (string architecture, bool permuteQueryKey) = hf.ModelType switch
+        // llama.cpp's architecture for each model_type, whether its rotation wants q/k rows in adjacent pairs, and what
+        // its converter adds to the norm weights (Gemma's RMSNorm scales by 1 + w; the GGUF stores 1 + w).
+        (string architecture, bool permuteQueryKey, float normOffset) = hf.ModelType switch
         {
-            "llama" => ("llama", true),
-            "qwen2" => ("qwen2", false),
-            _ => throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama, qwen2); SlmKit runs such folders directly"),
+            "llama" => ("llama", true, 0f),
+            "qwen2" => ("qwen2", false, 0f),
+            "gemma" => ("gemma", false, 1f),
+            _ => throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama, qwen2, gemma); SlmKit runs such folders directly"),
         };
         DecoderConfig config = ModelLoader.ConfigFromHuggingFace(hf);
         if (config.RopeScaling is not null && config.RopeScaling.Type != "linear")
@@ -111,6 +116,10 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                     throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
                 names.Add(gguf);
             }
+            // llama.cpp's gemma graph always multiplies by the token embeddings and loads no output matrix, so a
+            // file holding one would be refused there ("wrong number of tensors").
+            if (architecture == "gemma" && huggingFaceNames.TryGetValue("output.weight", out string? head))
+                throw new ModelFileException(folder, $"tensor '{head}': a gemma checkpoint converts only with its head tied to the embeddings");
             if (architecture == "qwen2")
             {
                 // llama.cpp's qwen2 graph requires the q/k/v biases; a folder without them is not a Qwen2 checkpoint.
@@ -120,7 +129,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                         throw new ModelFileException(folder, $"a qwen2 checkpoint needs the q, k and v biases; 'blk.0.{role}' has no tensor");
                 }
             }
-            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim, permuteQueryKey);
+            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim, permuteQueryKey, normOffset);
         }
         catch
         {
@@ -138,7 +147,8 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         WeightTensor tensor = _weights.Find(huggingFaceName)!;
         long[] dimensions = (long[])tensor.Dimensions.Clone();
         int heads = !_permuteQueryKey ? 0 : IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
-        if (heads == 0 && (dimensions.Length != 1 || tensor.Type == GgmlType.F32))
+        bool offset = _normOffset != 0 && name.EndsWith("_norm.weight", StringComparison.Ordinal);
+        if (heads == 0 && (dimensions.Length != 1 || (tensor.Type == GgmlType.F32 && !offset)))
             return new WeightTensor(name, tensor.Type, dimensions, tensor.Data, tensor.ByteLength);
 
         byte[] copy;
@@ -154,7 +164,13 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                 else
                 {
                     copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ElementCount * sizeof(float)), pinned: true);
-                    MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, MemoryMarshal.Cast<byte, float>(copy.AsSpan()));
+                    var values = MemoryMarshal.Cast<byte, float>(copy.AsSpan());
+                    MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, values);
+                    if (offset)
+                    {
+                        foreach (ref float v in values)
+                            v += _normOffset;
+                    }
                 }
                 _copies[name] = copy;
             }

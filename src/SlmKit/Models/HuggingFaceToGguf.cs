@@ -3,10 +3,11 @@ using SlmKit.Formats;
 namespace SlmKit.Models;
 
 /// <summary>
-/// Converts a Hugging Face Llama or Qwen2 folder (config.json, *.safetensors, tokenizer.json) to one GGUF file that
-/// SlmKit and llama.cpp load: {arch}.* metadata from the config, the tokenizer as tokenizer.ggml.*, tensors renamed
-/// to llama.cpp's names (Llama's q/k rows moved from transformers' rotate-half order to adjacent pairs), dtypes kept
-/// (norms in F32). The folder is read through <see cref="HuggingFaceGgufSource"/>, which <c>slm quantize</c> shares.
+/// Converts a Hugging Face Llama, Qwen2 or Gemma folder (config.json, *.safetensors, tokenizer.json) to one GGUF file
+/// that SlmKit and llama.cpp load: {arch}.* metadata from the config, the tokenizer as tokenizer.ggml.*, tensors renamed
+/// to llama.cpp's names (Llama's q/k rows moved from transformers' rotate-half order to adjacent pairs, Gemma's norms
+/// stored as 1 + w), dtypes kept (norms and biases in F32). The folder is read through
+/// <see cref="HuggingFaceGgufSource"/>, which <c>slm quantize</c> shares.
 /// </summary>
 public static class HuggingFaceToGguf
 {

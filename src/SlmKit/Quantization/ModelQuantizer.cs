@@ -13,7 +13,7 @@ public sealed record QuantizationProgress(int Index, int Count, string Name, Ggm
 public sealed record QuantizationSummary(int TensorCount, long InputBytes, long OutputBytes, IReadOnlyDictionary<GgmlType, int> TensorsByType);
 
 /// <summary>
-/// Converts an F32/F16/BF16 (or already quantized) GGUF, or a Hugging Face Llama or Qwen2 folder, into a quantized GGUF:
+/// Converts an F32/F16/BF16 (or already quantized) GGUF, or a Hugging Face Llama, Qwen2 or Gemma folder, into a quantized GGUF:
 /// metadata copied, general.file_type and general.quantization_version set, each tensor's type from
 /// <see cref="QuantizationPlan"/>, rows quantized in parallel on the worker pool. The output is written under a temporary
 /// name and renamed at the end, so a failure leaves no partial file.

@@ -160,14 +160,16 @@ public sealed class RandomLlama
     }
 
     /// <summary>
-    /// Writes this model's weights as a Hugging Face <b>Qwen2</b> folder: the same matrices and norms (q/k rows as they
-    /// are, since Qwen2's GGUF keeps transformers' rotate-half order, so this is a different model from
-    /// <see cref="WriteGguf"/>'s), plus random q/k/v biases, which a Qwen2 checkpoint always has. The tokenizer is copied
-    /// as in <see cref="WriteHuggingFace"/>.
+    /// Writes this model's weights as a Hugging Face <b>Qwen2</b> or <b>Gemma</b> folder (<paramref name="modelType"/>
+    /// "qwen2" or "gemma"): the same matrices and norms, q/k rows as they are (both architectures' GGUFs keep
+    /// transformers' rotate-half order, so this is a different model from <see cref="WriteGguf"/>'s). Qwen2 gets random
+    /// q/k/v biases, which its checkpoints always have; Gemma has no head of its own (tied, as its checkpoints are) and
+    /// reads its norms as 1 + w. The tokenizer is copied as in <see cref="WriteHuggingFace"/>.
     /// </summary>
-    public string WriteQwen2HuggingFace(string folder, string tokenizerFolder)
+    public string WriteHuggingFaceAs(string modelType, string folder, string tokenizerFolder)
     {
         var s = Spec;
+        bool qwen2 = modelType == "qwen2";
         Directory.CreateDirectory(folder);
         var random = new Random(s.Seed + 1000);
         byte[] Stored(float[] values) => s.Type == GgmlType.F16
@@ -176,6 +178,8 @@ public sealed class RandomLlama
         var entries = new List<SafeTensorEntry>();
         foreach (var (name, (dims, values)) in _tensors)
         {
+            if (!qwen2 && name == "output.weight")
+                continue;
             string hf = name switch
             {
                 "token_embd.weight" => "model.embed_tokens.weight",
@@ -184,7 +188,7 @@ public sealed class RandomLlama
                 _ => HfLayerName(name),
             };
             entries.Add(new SafeTensorEntry(hf, s.Type, dims, Stored(values)));
-            if (name.EndsWith("attn_q.weight", StringComparison.Ordinal) || name.EndsWith("attn_k.weight", StringComparison.Ordinal) || name.EndsWith("attn_v.weight", StringComparison.Ordinal))
+            if (qwen2 && (name.EndsWith("attn_q.weight", StringComparison.Ordinal) || name.EndsWith("attn_k.weight", StringComparison.Ordinal) || name.EndsWith("attn_v.weight", StringComparison.Ordinal)))
             {
                 var bias = new float[dims[0]];
                 for (int i = 0; i < bias.Length; i++)
@@ -194,7 +198,7 @@ public sealed class RandomLlama
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
 
-        string config = $$"""
+        string config = qwen2 ? $$"""
         {
           "architectures": ["Qwen2ForCausalLM"],
           "model_type": "qwen2",
@@ -210,6 +214,26 @@ public sealed class RandomLlama
           "tie_word_embeddings": {{(s.Tied ? "true" : "false")}},
           "use_sliding_window": false,
           "sliding_window": 4096,
+          "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
+          "bos_token_id": 1,
+          "eos_token_id": 2
+        }
+        """ : $$"""
+        {
+          "architectures": ["GemmaForCausalLM"],
+          "model_type": "gemma",
+          "hidden_size": {{s.Dim}},
+          "intermediate_size": {{s.Ffn}},
+          "num_hidden_layers": {{s.Layers}},
+          "num_attention_heads": {{s.Heads}},
+          "num_key_value_heads": {{s.KvHeads}},
+          "head_dim": {{s.HeadDim}},
+          "vocab_size": {{s.Vocab}},
+          "max_position_embeddings": 512,
+          "rms_norm_eps": 1e-06,
+          "rope_theta": {{s.RopeTheta.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}},
+          "hidden_act": "gelu_pytorch_tanh",
+          "hidden_activation": "gelu_pytorch_tanh",
           "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
           "bos_token_id": 1,
           "eos_token_id": 2

@@ -30,33 +30,50 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
         { "llama", QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
         { "qwen2", QuantizationTarget.Q8_0, LLamaFtype.MOSTLY_Q8_0 },
         { "qwen2", QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
+        { "gemma", QuantizationTarget.Q8_0, LLamaFtype.MOSTLY_Q8_0 },
+        { "gemma", QuantizationTarget.Q4_K_M, LLamaFtype.MOSTLY_Q4_K_M },
     };
 
     private static string DefaultTokenizer => Path.Combine(SharedAssets.RepositoryRoot, "models", "default", "tokenizer");
 
-    /// <summary>A random folder of <paramref name="modelType"/> ("llama" or "qwen2", whose q/k/v have biases).</summary>
-    private string Folder(string name = "hf", string modelType = "llama") => modelType == "qwen2"
-        ? new RandomLlama(s_spec).WriteQwen2HuggingFace(Path.Combine(_folder, name), DefaultTokenizer)
-        : new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), DefaultTokenizer);
+    /// <summary>A random folder of <paramref name="modelType"/>: "llama", "qwen2" (q/k/v with biases) or "gemma" (tied head, norms as 1 + w).</summary>
+    private string Folder(string name = "hf", string modelType = "llama") => modelType == "llama"
+        ? new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), DefaultTokenizer)
+        : new RandomLlama(s_spec).WriteHuggingFaceAs(modelType, Path.Combine(_folder, name), DefaultTokenizer);
 
-    [Fact]
-    public void A_qwen2_folder_converts_to_a_gguf_that_llama_cpp_runs_as_slmkit_runs_the_folder()
+    [Theory]
+    [InlineData("llama")]
+    [InlineData("qwen2")]
+    [InlineData("gemma")]
+    public void A_folder_converts_to_a_gguf_that_llama_cpp_runs_as_slmkit_runs_the_folder(string modelType)
     {
-        string folder = Folder("qwen2", "qwen2");
-        string converted = Path.Combine(_folder, "qwen2-f16.gguf");
+        string folder = Folder(modelType, modelType);
+        string converted = Path.Combine(_folder, $"{modelType}-f16.gguf");
         var (code, _, error) = Run("convert", folder, converted);
         Assert.True(code == 0, error);
         using (var gguf = GgufFile.Open(converted))
+        using (var safetensors = SafeTensorsModel.Open(folder))
         {
-            Assert.Equal("qwen2", gguf.Architecture);
+            Assert.Equal(modelType, gguf.Architecture);
             Assert.Equal(GgmlType.F16, gguf.Tensors.Single(t => t.Name == "blk.1.attn_q.weight").Type);
-            // The biases, F16 in the folder, are F32 in the file (llama.cpp's converter keeps 1-D tensors in F32).
-            foreach (var (role, rows) in new[] { ("attn_q", s_spec.Heads * s_spec.HeadDim), ("attn_k", s_spec.KvHeads * s_spec.HeadDim), ("attn_v", s_spec.KvHeads * s_spec.HeadDim) })
+            if (modelType == "qwen2")
             {
-                var bias = gguf.Tensors.Single(t => t.Name == $"blk.1.{role}.bias");
-                Assert.Equal(GgmlType.F32, bias.Type);
-                Assert.Equal([(long)rows], bias.Dimensions);
+                // The biases, F16 in the folder, are F32 in the file (llama.cpp's converter keeps 1-D tensors in F32).
+                foreach (var (role, rows) in new[] { ("attn_q", s_spec.Heads * s_spec.HeadDim), ("attn_k", s_spec.KvHeads * s_spec.HeadDim), ("attn_v", s_spec.KvHeads * s_spec.HeadDim) })
+                {
+                    var bias = gguf.Tensors.Single(t => t.Name == $"blk.1.{role}.bias");
+                    Assert.Equal(GgmlType.F32, bias.Type);
+                    Assert.Equal([(long)rows], bias.Dimensions);
+                }
             }
+            // Gemma's norms are stored as 1 + w, as llama.cpp's converter writes them; the others' as they are.
+            float offset = modelType == "gemma" ? 1f : 0f;
+            var norm = GgufTensorValues(gguf, "blk.0.attn_norm.weight");
+            var source = safetensors.Find("model.layers.0.input_layernorm.weight")!;
+            var halves = System.Runtime.InteropServices.MemoryMarshal.Cast<byte, Half>(source.Bytes);
+            for (int i = 0; i < halves.Length; i++)
+                Assert.Equal((float)halves[i] + offset, norm[i]);
+            Assert.Equal(modelType != "gemma", gguf.Tensors.Any(t => t.Name == "output.weight"));
         }
 
         int[] tokens = ModelTestHelpers.RandomTokens(64, s_spec.Vocab, 9);
@@ -67,6 +84,28 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
         // llama.cpp, the independent engine, on the file: as close as its F16 runs of random models always are
         // (FamilyOracleTests' bound for F16 weights; it rounds activations to F16 for F16 products).
         ModelTestHelpers.AssertLogitsMatch(LlamaCppForward.Logits(converted, tokens), fromFolder, 1e-2);
+    }
+
+    private static float[] GgufTensorValues(GgufFile gguf, string name)
+    {
+        var tensor = gguf.Find(name)!;
+        Assert.Equal(GgmlType.F32, tensor.Type);
+        return System.Runtime.InteropServices.MemoryMarshal.Cast<byte, float>(tensor.Bytes).ToArray();
+    }
+
+    [Fact]
+    public void A_gemma_folder_with_a_head_of_its_own_is_refused_naming_it()
+    {
+        // llama.cpp's gemma graph ties the head to the embeddings and would refuse a file holding one.
+        string folder = Folder("gemma-untied");
+        string config = Path.Combine(folder, "config.json");
+        File.WriteAllText(config, File.ReadAllText(config).Replace("\"model_type\": \"llama\"", "\"model_type\": \"gemma\""));
+        string destination = Path.Combine(_folder, "out.gguf");
+        var (code, stdout, error) = Run("convert", folder, destination);
+        Assert.Equal(2, code);
+        Assert.Contains("lm_head.weight", error);
+        Assert.Equal("", stdout);
+        Assert.Empty(Directory.GetFiles(_folder, "out.gguf*"));
     }
 
     [Fact]
@@ -143,8 +182,8 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
         string ours = Path.Combine(_folder, $"{target}.gguf");
         var reports = new List<QuantizationProgress>();
         ModelQuantizer.Quantize(folder, ours, target, progress: new Recorder(reports));
-        // 2 layers × 9 (× 12 with Qwen2's three biases) + embeddings, norm, head
-        int tensors = modelType == "qwen2" ? 27 : 21;
+        // 2 layers × 9 (× 12 with Qwen2's three biases) + embeddings, norm and (but for Gemma's tied one) head
+        int tensors = modelType switch { "qwen2" => 27, "gemma" => 20, _ => 21 };
         Assert.Equal(Enumerable.Range(1, tensors), reports.Select(r => r.Index));
         Assert.All(reports, r => Assert.Equal(tensors, r.Count));
         Assert.Equal(reports[^1].InputBytesTotal, reports[^1].InputBytesDone);
