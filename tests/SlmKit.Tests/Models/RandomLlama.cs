@@ -1,5 +1,7 @@
 using System.Runtime.InteropServices;
 using System.Text;
+using System.Text.Json;
+using System.Text.Json.Nodes;
 using SlmKit.Formats;
 using SlmKit.Tensors;
 
@@ -97,88 +99,35 @@ public sealed class RandomLlama
     }
 
     /// <summary>
-    /// Writes the same weights as a Hugging Face folder. transformers keeps q/k rows in "rotate_half" order, which
-    /// llama.cpp's converter permutes into adjacent pairs; here the GGUF rows are permuted back. With
-    /// <paramref name="tokenizerFolder"/>, its tokenizer.json and tokenizer_config.json are copied in (what
-    /// <c>slm convert</c> and <c>slm quantize</c> need); its vocabulary should have Spec.Vocab tokens for llama.cpp to load the result.
+    /// Writes the weights as a Hugging Face folder of <paramref name="modelType"/>:
+    /// <list type="bullet">
+    /// <item>"llama": the same model as <see cref="WriteGguf"/>. transformers keeps q/k rows in "rotate_half" order,
+    /// which llama.cpp's converter permutes into adjacent pairs; here the GGUF rows are permuted back.</item>
+    /// <item>"qwen2" and "gemma": the same matrices and norms with q/k rows as they are (both architectures' GGUFs keep
+    /// transformers' order, so these are different models from the GGUF's). Qwen2 adds random q/k/v biases, which its
+    /// checkpoints always have; Gemma has no head of its own (tied, as its checkpoints are) and reads its norms as
+    /// 1 + w.</item>
+    /// </list>
+    /// With <paramref name="tokenizerFolder"/>, its tokenizer.json and tokenizer_config.json are copied in (what
+    /// <c>slm convert</c> and <c>slm quantize</c> need); its vocabulary should have Spec.Vocab tokens for llama.cpp to
+    /// load the result.
     /// </summary>
-    public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
+    public string WriteHuggingFace(string folder, string? tokenizerFolder = null, string modelType = "llama")
     {
         var s = Spec;
-        Directory.CreateDirectory(folder);
-        string Hf(string gguf) => gguf switch
-        {
-            "token_embd.weight" => "model.embed_tokens.weight",
-            "output_norm.weight" => "model.norm.weight",
-            "output.weight" => "lm_head.weight",
-            _ => HfLayerName(gguf),
-        };
-
-        var entries = new List<SafeTensorEntry>();
-        foreach (var (name, (dims, values)) in _tensors)
-        {
-            float[] data = values;
-            if (name.EndsWith("attn_q.weight", StringComparison.Ordinal))
-                data = ToRotateHalfOrder(values, s.Heads, s.HeadDim, s.Dim);
-            else if (name.EndsWith("attn_k.weight", StringComparison.Ordinal))
-                data = ToRotateHalfOrder(values, s.KvHeads, s.HeadDim, s.Dim);
-            GgmlType type = s.Type;
-            byte[] bytes = type == GgmlType.F16
-                ? MemoryMarshal.AsBytes(Array.ConvertAll(data, v => (Half)v).AsSpan()).ToArray()
-                : MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
-            entries.Add(new SafeTensorEntry(Hf(name), type, dims, bytes));
-        }
-        SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
-
-        string config = $$"""
-        {
-          "architectures": ["LlamaForCausalLM"],
-          "model_type": "llama",
-          "hidden_size": {{s.Dim}},
-          "intermediate_size": {{s.Ffn}},
-          "num_hidden_layers": {{s.Layers}},
-          "num_attention_heads": {{s.Heads}},
-          "num_key_value_heads": {{s.KvHeads}},
-          "head_dim": {{s.HeadDim}},
-          "vocab_size": {{s.Vocab}},
-          "max_position_embeddings": 512,
-          "rms_norm_eps": 1e-05,
-          "rope_theta": {{s.RopeTheta.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}},
-          "tie_word_embeddings": {{(s.Tied ? "true" : "false")}},
-          "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
-          "bos_token_id": 1,
-          "eos_token_id": 2
-        }
-        """;
-        File.WriteAllText(Path.Combine(folder, "config.json"), config);
-        if (tokenizerFolder is not null)
-        {
-            foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
-                File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
-        }
-        return folder;
-    }
-
-    /// <summary>
-    /// Writes this model's weights as a Hugging Face <b>Qwen2</b> or <b>Gemma</b> folder (<paramref name="modelType"/>
-    /// "qwen2" or "gemma"): the same matrices and norms, q/k rows as they are (both architectures' GGUFs keep
-    /// transformers' rotate-half order, so this is a different model from <see cref="WriteGguf"/>'s). Qwen2 gets random
-    /// q/k/v biases, which its checkpoints always have; Gemma has no head of its own (tied, as its checkpoints are) and
-    /// reads its norms as 1 + w. The tokenizer is copied as in <see cref="WriteHuggingFace"/>.
-    /// </summary>
-    public string WriteHuggingFaceAs(string modelType, string folder, string tokenizerFolder)
-    {
-        var s = Spec;
-        bool qwen2 = modelType == "qwen2";
+        bool llama = modelType == "llama", qwen2 = modelType == "qwen2", gemma = modelType == "gemma";
+        if (!llama && !qwen2 && !gemma)
+            throw new ArgumentException($"model type '{modelType}'", nameof(modelType));
         Directory.CreateDirectory(folder);
         var random = new Random(s.Seed + 1000);
         byte[] Stored(float[] values) => s.Type == GgmlType.F16
             ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
             : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+
         var entries = new List<SafeTensorEntry>();
         foreach (var (name, (dims, values)) in _tensors)
         {
-            if (!qwen2 && name == "output.weight")
+            if (gemma && name == "output.weight")
                 continue;
             string hf = name switch
             {
@@ -187,7 +136,12 @@ public sealed class RandomLlama
                 "output.weight" => "lm_head.weight",
                 _ => HfLayerName(name),
             };
-            entries.Add(new SafeTensorEntry(hf, s.Type, dims, Stored(values)));
+            float[] data = values;
+            if (llama && name.EndsWith("attn_q.weight", StringComparison.Ordinal))
+                data = ToRotateHalfOrder(values, s.Heads, s.HeadDim, s.Dim);
+            else if (llama && name.EndsWith("attn_k.weight", StringComparison.Ordinal))
+                data = ToRotateHalfOrder(values, s.KvHeads, s.HeadDim, s.Dim);
+            entries.Add(new SafeTensorEntry(hf, s.Type, dims, Stored(data)));
             if (qwen2 && (name.EndsWith("attn_q.weight", StringComparison.Ordinal) || name.EndsWith("attn_k.weight", StringComparison.Ordinal) || name.EndsWith("attn_v.weight", StringComparison.Ordinal)))
             {
                 var bias = new float[dims[0]];
@@ -198,50 +152,43 @@ public sealed class RandomLlama
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
 
-        string config = qwen2 ? $$"""
+        var config = new JsonObject
         {
-          "architectures": ["Qwen2ForCausalLM"],
-          "model_type": "qwen2",
-          "hidden_size": {{s.Dim}},
-          "intermediate_size": {{s.Ffn}},
-          "num_hidden_layers": {{s.Layers}},
-          "num_attention_heads": {{s.Heads}},
-          "num_key_value_heads": {{s.KvHeads}},
-          "vocab_size": {{s.Vocab}},
-          "max_position_embeddings": 512,
-          "rms_norm_eps": 1e-06,
-          "rope_theta": {{s.RopeTheta.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}},
-          "tie_word_embeddings": {{(s.Tied ? "true" : "false")}},
-          "use_sliding_window": false,
-          "sliding_window": 4096,
-          "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
-          "bos_token_id": 1,
-          "eos_token_id": 2
-        }
-        """ : $$"""
+            ["architectures"] = new JsonArray(llama ? "LlamaForCausalLM" : qwen2 ? "Qwen2ForCausalLM" : "GemmaForCausalLM"),
+            ["model_type"] = modelType,
+            ["hidden_size"] = s.Dim,
+            ["intermediate_size"] = s.Ffn,
+            ["num_hidden_layers"] = s.Layers,
+            ["num_attention_heads"] = s.Heads,
+            ["num_key_value_heads"] = s.KvHeads,
+            ["vocab_size"] = s.Vocab,
+            ["max_position_embeddings"] = 512,
+            ["rms_norm_eps"] = llama ? 1e-5 : 1e-6,
+            ["rope_theta"] = s.RopeTheta,
+            ["torch_dtype"] = s.Type == GgmlType.F16 ? "float16" : "float32",
+            ["bos_token_id"] = 1,
+            ["eos_token_id"] = 2,
+        };
+        if (!qwen2)
+            config["head_dim"] = s.HeadDim; // Qwen2's config has no head_dim: hidden ÷ heads
+        if (!gemma)
+            config["tie_word_embeddings"] = s.Tied;
+        if (qwen2)
         {
-          "architectures": ["GemmaForCausalLM"],
-          "model_type": "gemma",
-          "hidden_size": {{s.Dim}},
-          "intermediate_size": {{s.Ffn}},
-          "num_hidden_layers": {{s.Layers}},
-          "num_attention_heads": {{s.Heads}},
-          "num_key_value_heads": {{s.KvHeads}},
-          "head_dim": {{s.HeadDim}},
-          "vocab_size": {{s.Vocab}},
-          "max_position_embeddings": 512,
-          "rms_norm_eps": 1e-06,
-          "rope_theta": {{s.RopeTheta.ToString("R", System.Globalization.CultureInfo.InvariantCulture)}},
-          "hidden_act": "gelu_pytorch_tanh",
-          "hidden_activation": "gelu_pytorch_tanh",
-          "torch_dtype": "{{(s.Type == GgmlType.F16 ? "float16" : "float32")}}",
-          "bos_token_id": 1,
-          "eos_token_id": 2
+            config["use_sliding_window"] = false;
+            config["sliding_window"] = 4096;
         }
-        """;
-        File.WriteAllText(Path.Combine(folder, "config.json"), config);
-        foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
-            File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
+        if (gemma)
+        {
+            config["hidden_act"] = "gelu_pytorch_tanh";
+            config["hidden_activation"] = "gelu_pytorch_tanh";
+        }
+        File.WriteAllText(Path.Combine(folder, "config.json"), config.ToJsonString(new JsonSerializerOptions { WriteIndented = true }));
+        if (tokenizerFolder is not null)
+        {
+            foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
+                File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
+        }
         return folder;
     }
 

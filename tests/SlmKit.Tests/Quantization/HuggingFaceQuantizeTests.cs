@@ -37,9 +37,8 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
     private static string DefaultTokenizer => Path.Combine(SharedAssets.RepositoryRoot, "models", "default", "tokenizer");
 
     /// <summary>A random folder of <paramref name="modelType"/>: "llama", "qwen2" (q/k/v with biases) or "gemma" (tied head, norms as 1 + w).</summary>
-    private string Folder(string name = "hf", string modelType = "llama") => modelType == "llama"
-        ? new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), DefaultTokenizer)
-        : new RandomLlama(s_spec).WriteHuggingFaceAs(modelType, Path.Combine(_folder, name), DefaultTokenizer);
+    private string Folder(string name = "hf", string modelType = "llama") =>
+        new RandomLlama(s_spec).WriteHuggingFace(Path.Combine(_folder, name), DefaultTokenizer, modelType);
 
     [Theory]
     [InlineData("llama")]
@@ -100,12 +99,7 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
         string folder = Folder("gemma-untied");
         string config = Path.Combine(folder, "config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"model_type\": \"llama\"", "\"model_type\": \"gemma\""));
-        string destination = Path.Combine(_folder, "out.gguf");
-        var (code, stdout, error) = Run("convert", folder, destination);
-        Assert.Equal(2, code);
-        Assert.Contains("lm_head.weight", error);
-        Assert.Equal("", stdout);
-        Assert.Empty(Directory.GetFiles(_folder, "out.gguf*"));
+        AssertConversionRefused(folder, "lm_head.weight");
     }
 
     [Fact]
@@ -122,10 +116,15 @@ public sealed class HuggingFaceQuantizeTests(ITestOutputHelper output) : IDispos
                 .ToList();
         }
         SafeTensorsWriter.Write(weights, kept);
-        string destination = Path.Combine(_folder, "out.gguf");
-        var (code, stdout, error) = Run("convert", folder, destination);
+        AssertConversionRefused(folder, "attn_q.bias");
+    }
+
+    /// <summary><c>slm convert</c> refuses <paramref name="folder"/>: exit code 2, the reason on stderr, nothing written.</summary>
+    private void AssertConversionRefused(string folder, string expected)
+    {
+        var (code, stdout, error) = Run("convert", folder, Path.Combine(_folder, "out.gguf"));
         Assert.Equal(2, code);
-        Assert.Contains("attn_q.bias", error);
+        Assert.Contains(expected, error);
         Assert.Equal("", stdout);
         Assert.Empty(Directory.GetFiles(_folder, "out.gguf*"));
     }
