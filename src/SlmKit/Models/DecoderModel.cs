@@ -424,21 +424,7 @@ public sealed class DecoderModel : LanguageModel
                 AddBias(layer.Gate, n, s.Gate);
                 AddBias(layer.Up, n, s.Up);
             }
-            var gate = s.Gate.AsSpan(0, n * f);
-            var up = s.Up.AsSpan(0, n * f);
-            switch (c.Activation)
-            {
-                case ActivationKind.Silu:
-                    Activations.SwiGlu(gate, up);
-                    break;
-                case ActivationKind.GeluTanh:
-                    Activations.GeGluTanh(gate, up);
-                    break;
-                default:
-                    Activations.Apply(c.Activation, gate);
-                    TensorPrimitives.Multiply(gate, up, gate);
-                    break;
-            }
+            s.GatedActivation.Run(_pool, c.Activation, s.Gate, s.Up, n, f);
         }
         Project(s.Gate, n, layer.Down, s.FedForward);
     }
@@ -519,6 +505,8 @@ internal sealed class DecoderScratch
 
     public CausalAttention Attention { get; } = new();
 
+    public GatedActivation GatedActivation { get; } = new();
+
     /// <summary>Per row of a batch: the sequence's cache and the row's position in it.</summary>
     public KvCache[] RowCaches { get; } = new KvCache[MaxBatch];
 
@@ -552,5 +540,55 @@ internal sealed class DecoderScratch
         Sin = new float[capacity * pairs];
         Embedded = c.ProjectsEmbeddings ? new float[capacity * c.ResolvedEmbeddingSize] : [];
         _tokens = capacity;
+    }
+}
+
+/// <summary>
+/// gate ← act(gate) ⊙ up over a batch's rows; from <see cref="ParallelTokens"/> tokens on, four rows per item spread over
+/// the pool (in a prefill the other threads would otherwise wait for it). Each element's arithmetic is the same either way.
+/// </summary>
+internal sealed unsafe class GatedActivation : IParallelWork
+{
+    private const int ParallelTokens = 16;
+
+    private float* _gate, _up;
+    private int _tokens, _width;
+    private ActivationKind _kind;
+
+    public void Run(WorkerPool pool, ActivationKind kind, float[] gate, float[] up, int tokens, int width)
+    {
+        fixed (float* g = gate)
+        fixed (float* u = up)
+        {
+            _gate = g;
+            _up = u;
+            (_tokens, _width, _kind) = (tokens, width, kind);
+            if (tokens >= ParallelTokens && pool.ThreadCount > 1)
+                pool.For((tokens + 3) / 4, this);
+            else
+                Rows(0, tokens);
+            _gate = _up = null;
+        }
+    }
+
+    public void Execute(int index) => Rows(4 * index, Math.Min(4 * index + 4, _tokens));
+
+    private void Rows(int first, int last)
+    {
+        var gate = new Span<float>(_gate + (long)first * _width, (last - first) * _width);
+        var up = new ReadOnlySpan<float>(_up + (long)first * _width, (last - first) * _width);
+        switch (_kind)
+        {
+            case ActivationKind.Silu:
+                Activations.SwiGlu(gate, up);
+                break;
+            case ActivationKind.GeluTanh:
+                Activations.GeGluTanh(gate, up);
+                break;
+            default:
+                Activations.Apply(_kind, gate);
+                TensorPrimitives.Multiply(gate, up, gate);
+                break;
+        }
     }
 }

@@ -499,6 +499,37 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(16, false)]
+    [InlineData(17, false)]
+    [InlineData(64, false)]
+    [InlineData(19, true)]
+    public void A_batch_quantized_across_the_pool_equals_one_quantized_on_one_thread(int tokens, bool superBlocks)
+    {
+        var random = new Random(tokens);
+        int cols = superBlocks ? 512 : 96;
+        float[] x = RandomFloats(tokens * cols, random);
+        using var alone = new QuantizedActivations();
+        using var spread = new QuantizedActivations();
+        using var pool = new WorkerPool(2);
+        alone.Quantize(x, tokens, cols, superBlocks);
+        spread.Quantize(pool, x, tokens, cols, superBlocks);
+        int blocks = cols / (superBlocks ? 256 : 32);
+        for (int t = 0; t < tokens; t++)
+        {
+            ActivationRow a = alone.Row(t), b = spread.Row(t);
+            Assert.Equal(new ReadOnlySpan<sbyte>(a.Quants, cols).ToArray(), new ReadOnlySpan<sbyte>(b.Quants, cols).ToArray());
+            Assert.Equal(new ReadOnlySpan<float>(a.Scales, blocks).ToArray(), new ReadOnlySpan<float>(b.Scales, blocks).ToArray());
+            if (superBlocks)
+                Assert.Equal(new ReadOnlySpan<short>(a.Sums16, cols / 16).ToArray(), new ReadOnlySpan<short>(b.Sums16, cols / 16).ToArray());
+            else
+            {
+                Assert.Equal(new ReadOnlySpan<int>(a.Sums, blocks).ToArray(), new ReadOnlySpan<int>(b.Sums, blocks).ToArray());
+                Assert.Equal(new ReadOnlySpan<float>(a.ScaledSums, blocks).ToArray(), new ReadOnlySpan<float>(b.ScaledSums, blocks).ToArray());
+            }
+        }
+    }
+
     [Fact]
     public void Activations_round_to_the_nearest_step_and_keep_their_sums()
     {

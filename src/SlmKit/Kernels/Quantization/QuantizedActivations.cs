@@ -57,11 +57,46 @@ public sealed unsafe class QuantizedActivations : IDisposable
             : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), _sums + t * (cols / 32), null);
     }
 
+    /// <summary>Tokens from which <see cref="Quantize(WorkerPool, ReadOnlySpan{float}, int, int, bool)"/> spreads the rows over the pool.</summary>
+    internal const int ParallelTokens = 16;
+
+    private QuantizeRows? _rows;
+
+    /// <summary>
+    /// As <see cref="Quantize(ReadOnlySpan{float}, int, int, bool)"/>, with the rows of a batch of at least
+    /// <see cref="ParallelTokens"/> tokens divided among <paramref name="pool"/>'s threads: in a prefill the other
+    /// threads would otherwise wait while one quantizes the input of every product.
+    /// </summary>
+    public void Quantize(WorkerPool pool, ReadOnlySpan<float> input, int tokens, int cols, bool superBlocks)
+    {
+        if (tokens < ParallelTokens || pool.ThreadCount == 1)
+        {
+            Quantize(input, tokens, cols, superBlocks);
+            return;
+        }
+        Prepare(input, tokens, cols, superBlocks);
+        fixed (float* x = input)
+        {
+            var rows = _rows ??= new QuantizeRows(this);
+            rows.Input = x;
+            // Four tokens per item: with two threads taking items from both ends, each quantizes one run of rows.
+            pool.For((tokens + 3) / 4, rows);
+            rows.Input = null;
+        }
+    }
+
     /// <summary>
     /// Quantizes <paramref name="tokens"/> rows of <paramref name="cols"/> floats: per 32 elements with
     /// <paramref name="superBlocks"/> false, per 256 (with sums of each 16) when true. cols must be a multiple of the block.
     /// </summary>
     public void Quantize(ReadOnlySpan<float> input, int tokens, int cols, bool superBlocks)
+    {
+        Prepare(input, tokens, cols, superBlocks);
+        fixed (float* x = input)
+            QuantizeTokens(x, 0, tokens);
+    }
+
+    private void Prepare(ReadOnlySpan<float> input, int tokens, int cols, bool superBlocks)
     {
         int block = superBlocks ? 256 : 32;
         if (cols % block != 0)
@@ -72,23 +107,34 @@ public sealed unsafe class QuantizedActivations : IDisposable
         Tokens = tokens;
         Columns = cols;
         SuperBlocks = superBlocks;
-        fixed (float* x = input)
+    }
+
+    /// <summary>Quantizes the rows of tokens [<paramref name="first"/>, <paramref name="last"/>) of <paramref name="x"/>.</summary>
+    private void QuantizeTokens(float* x, int first, int last)
+    {
+        int block = SuperBlocks ? 256 : 32;
+        long perRow = Columns / block;
+        for (long b = first * perRow; b < last * perRow; b++)
         {
-            long blocks = (long)tokens * cols / block;
-            for (long b = 0; b < blocks; b++)
+            float* source = x + b * block;
+            sbyte* q = _quants + b * block;
+            if (SuperBlocks)
+                _scales[b] = QuantizeBlock(source, q, 256, out _, _sums16 + b * 16);
+            else
             {
-                float* source = x + b * block;
-                sbyte* q = _quants + b * block;
-                if (superBlocks)
-                    _scales[b] = QuantizeBlock(source, q, 256, out _, _sums16 + b * 16);
-                else
-                {
-                    _scales[b] = QuantizeBlock(source, q, 32, out int sum, null);
-                    _scaledSums[b] = _scales[b] * sum;
-                    _sums[b] = sum;
-                }
+                _scales[b] = QuantizeBlock(source, q, 32, out int sum, null);
+                _scaledSums[b] = _scales[b] * sum;
+                _sums[b] = sum;
             }
         }
+    }
+
+    /// <summary>Four tokens' rows per item of a parallel quantization.</summary>
+    private sealed class QuantizeRows(QuantizedActivations owner) : IParallelWork
+    {
+        public float* Input;
+
+        public void Execute(int index) => owner.QuantizeTokens(Input, 4 * index, Math.Min(4 * index + 4, owner.Tokens));
     }
 
     /// <summary>

@@ -55,7 +55,7 @@ internal static unsafe class QuantizedMatMul
         }
         bool superBlocks = BlockFormats.IsKQuant(weight0.Type);
         var activations = t_activations ??= new QuantizedActivations();
-        activations.Quantize(input, tokens, cols, superBlocks);
+        activations.Quantize(pool, input, tokens, cols, superBlocks);
         var work = t_work ??= new Work();
         // Two threads decoding: one split of all the region's rows, where the threads' measured speeds put it.
         var balance = pool.ThreadCount == 2 && tokens < RowSplit.PrefillTokens ? pool.Balance.For(weight0) : null;
