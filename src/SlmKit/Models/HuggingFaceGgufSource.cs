@@ -12,12 +12,13 @@ namespace SlmKit.Models;
 /// <see cref="HuggingFaceToGguf"/> writes from it, without writing anything: <see cref="Metadata"/> is the converter's
 /// {arch}.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
 /// order, and <see cref="Find"/> gives each tensor as the GGUF holds it. Matrices come straight from the safetensors
-/// mapping; only a Llama folder's q/k projections (rows moved from transformers' rotate-half order to adjacent pairs,
-/// which llama.cpp's "llama" architecture rotates) and 1-D tensors stored below F32 (norms and Qwen2's q/k/v biases,
-/// widened to F32 as llama.cpp's converter keeps them, Gemma's norms with the 1 its RMSNorm adds) are copied, once each,
-/// into memory this source owns. Qwen2 and Gemma keep transformers' row order: llama.cpp rotates their architectures in
-/// the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no
-/// intermediate GGUF and gives the bytes that quantizing the converted GGUF gives.
+/// mapping. Copied, once each, into memory this source owns: a Llama folder's q/k projections (rows moved from
+/// transformers' rotate-half order to adjacent pairs, which llama.cpp's "llama" architecture rotates), 1-D tensors stored
+/// below F32 (norms and Qwen2's q/k/v biases, widened to F32 as llama.cpp's converter keeps them) and Gemma's norms
+/// (stored as 1 + w, as llama.cpp's converter stores them). Qwen2 and Gemma keep transformers' row order: llama.cpp
+/// rotates their architectures in the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders
+/// through this, so quantizing a folder needs no intermediate GGUF and gives the bytes that quantizing the converted
+/// GGUF gives.
 /// </summary>
 public sealed unsafe class HuggingFaceGgufSource : IWeightSource
 {

@@ -80,7 +80,8 @@ public sealed partial class Tokenizer
     /// chain in either spelling: transformers' (tokenizer.json: a Split regex with <c>(?i:'s|…)</c> before a ByteLevel
     /// step without regex, or Digits before a ByteLevel step with it) or llama.cpp's (<see cref="ByteLevelPreTokenizer"/>).
     /// Llama 3's chain is "llama-bpe" only with ignore_merges, which llama.cpp implies by that name. A chain without a
-    /// name here is written as "default", llama.cpp's fallback. A vocabulary read from a GGUF keeps the name it was read under.
+    /// name here is written as "default", llama.cpp's fallback. A vocabulary read from a GGUF keeps the name it was read
+    /// under.
     /// </summary>
     private string GgufPreTokenizerName() => _ggufPreTokenizer ?? _preTokenizer?.Patterns switch
     {
