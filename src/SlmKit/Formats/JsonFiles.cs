@@ -20,6 +20,13 @@ internal static class JsonFiles
     /// <summary>Reads and parses <paramref name="path"/>; the root is a standalone clone (no document to dispose).</summary>
     public static JsonElement Load(string path)
     {
+        using JsonDocument document = LoadDocument(path);
+        return document.RootElement.Clone();
+    }
+
+    /// <summary>Reads and parses <paramref name="path"/> into a document the caller disposes (no copy of a large file's tree).</summary>
+    public static JsonDocument LoadDocument(string path)
+    {
         byte[] bytes;
         try
         {
@@ -34,8 +41,7 @@ internal static class JsonFiles
         {
             throw new ModelFileException(path, e.Message, e);
         }
-        using JsonDocument document = Parse(path, bytes, "file");
-        return document.RootElement.Clone();
+        return Parse(path, bytes, "file");
     }
 
     /// <summary>Parses <paramref name="utf8"/>; malformed JSON becomes a one-line error with its line and position.</summary>

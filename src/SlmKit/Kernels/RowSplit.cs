@@ -24,6 +24,12 @@ public static class RowSplit
     public const int PrefillTokens = 4;
 
     /// <summary>
+    /// Tokens from which the per-token steps between a batch's products (activation quantization, the gated activation)
+    /// are spread over the pool, four tokens per item, rather than run on the calling thread while the others wait.
+    /// </summary>
+    internal const int ParallelStepTokens = 16;
+
+    /// <summary>
     /// Rows in each range (the last may be shorter) for <paramref name="rows"/> rows of a product over
     /// <paramref name="tokens"/> tokens on <paramref name="threads"/> threads.
     /// </summary>

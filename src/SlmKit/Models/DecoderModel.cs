@@ -544,13 +544,11 @@ internal sealed class DecoderScratch
 }
 
 /// <summary>
-/// gate ← act(gate) ⊙ up over a batch's rows; from <see cref="ParallelTokens"/> tokens on, four rows per item spread over
+/// gate ← act(gate) ⊙ up over a batch's rows; from <see cref="RowSplit.ParallelStepTokens"/> tokens on, four rows per item spread over
 /// the pool (in a prefill the other threads would otherwise wait for it). Each element's arithmetic is the same either way.
 /// </summary>
 internal sealed unsafe class GatedActivation : IParallelWork
 {
-    private const int ParallelTokens = 16;
-
     private float* _gate, _up;
     private int _tokens, _width;
     private ActivationKind _kind;
@@ -563,7 +561,7 @@ internal sealed unsafe class GatedActivation : IParallelWork
             _gate = g;
             _up = u;
             (_tokens, _width, _kind) = (tokens, width, kind);
-            if (tokens >= ParallelTokens && pool.ThreadCount > 1)
+            if (tokens >= RowSplit.ParallelStepTokens && pool.ThreadCount > 1)
                 pool.For((tokens + 3) / 4, this);
             else
                 Rows(0, tokens);

@@ -24,18 +24,9 @@ public sealed partial class Tokenizer
         string path = Path.Combine(folder, "tokenizer.json");
         if (!File.Exists(path))
             throw new ModelFileException(path, "not found (a Hugging Face tokenizer folder needs tokenizer.json)");
-        byte[] bytes;
-        try
-        {
-            bytes = File.ReadAllBytes(path);
-        }
-        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
-        {
-            throw new ModelFileException(path, e.Message, e);
-        }
         // The same strictness as every other JSON file read here (and as the tokenizers library's own parser): UTF-8
         // checked up front, malformed JSON reported with its line and position, no trailing commas.
-        using (JsonDocument document = JsonFiles.Parse(path, bytes, "file"))
+        using (JsonDocument document = JsonFiles.LoadDocument(path))
         {
             try
             {

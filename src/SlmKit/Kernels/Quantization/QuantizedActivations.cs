@@ -57,19 +57,16 @@ public sealed unsafe class QuantizedActivations : IDisposable
             : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), _sums + t * (cols / 32), null);
     }
 
-    /// <summary>Tokens from which <see cref="Quantize(WorkerPool, ReadOnlySpan{float}, int, int, bool)"/> spreads the rows over the pool.</summary>
-    internal const int ParallelTokens = 16;
-
     private QuantizeRows? _rows;
 
     /// <summary>
     /// As <see cref="Quantize(ReadOnlySpan{float}, int, int, bool)"/>, with the rows of a batch of at least
-    /// <see cref="ParallelTokens"/> tokens divided among <paramref name="pool"/>'s threads: in a prefill the other
+    /// <see cref="RowSplit.ParallelStepTokens"/> tokens divided among <paramref name="pool"/>'s threads: in a prefill the other
     /// threads would otherwise wait while one quantizes the input of every product.
     /// </summary>
     public void Quantize(WorkerPool pool, ReadOnlySpan<float> input, int tokens, int cols, bool superBlocks)
     {
-        if (tokens < ParallelTokens || pool.ThreadCount == 1)
+        if (tokens < RowSplit.ParallelStepTokens || pool.ThreadCount == 1)
         {
             Quantize(input, tokens, cols, superBlocks);
             return;
