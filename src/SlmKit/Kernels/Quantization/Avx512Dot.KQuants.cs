@@ -18,9 +18,9 @@ internal static unsafe partial class Avx512Dot
         public static Vector256<int> Dot(Vector256<byte> first, sbyte* firstActivations, Vector256<short> firstScales,
             Vector256<byte> second, sbyte* secondActivations, Vector256<short> secondScales)
         {
-            var products = Avx512BW.MultiplyAddAdjacent(Vector512.Create(first, second),
-                Vector512.Create(Vector256.Load(firstActivations), Vector256.Load(secondActivations)));
-            var sums = Avx512BW.MultiplyAddAdjacent(products, Vector512.Create(firstScales, secondScales));
+            var products = Avx512BW.MultiplyAddAdjacent(Join(first, second),
+                Join(Vector256.Load(firstActivations), Vector256.Load(secondActivations)));
+            var sums = Avx512BW.MultiplyAddAdjacent(products, Join(firstScales, secondScales));
             return sums.GetLower() + sums.GetUpper();
         }
     }

@@ -29,7 +29,8 @@ public enum QuantizedKernelPath
 /// AVX-512BW for the 32-element block types (Zen 4 splits 512-bit operations in two, and vpdpbusd replaces two
 /// instructions), so Vector512 is used for them only where VNNI is absent. For the K types the 512-bit kernels measured
 /// 2–45 % slower than the 256-bit ones (their unpacking stays 256-bit; only the multiplies widen), so they are never
-/// preferred: they remain a tested path that <see cref="Dot"/> and the kernel benchmark can run.
+/// preferred: they remain a tested path that <see cref="Dot"/> and the kernel benchmark can run. The one exception is the
+/// single-row Q8_0 kernel (<see cref="Best"/>).
 /// </summary>
 public static unsafe class QuantizedDot
 {
@@ -52,8 +53,17 @@ public static unsafe class QuantizedDot
     /// <summary>True when <paramref name="path"/> can run on this CPU for <paramref name="type"/>.</summary>
     public static bool IsAvailable(GgmlType type, QuantizedKernelPath path) => Pointer(type, path) != null;
 
-    /// <summary>The path the kernels use for <paramref name="type"/> on this CPU.</summary>
-    public static QuantizedKernelPath Best(GgmlType type)
+    /// <summary>
+    /// The path of the single-row dot product (decoding) for <paramref name="type"/> on this CPU: Q8_0 on AVX-512, whose
+    /// 512-bit kernel (two blocks per vector, the activation scales of each pair pre-spread) read an L2-resident
+    /// 1536 × 576 matrix at 35 GB/s on one thread against 32 GB/s for AVX-VNNI (`SlmKit.Bench --kernels`, tiering off);
+    /// else <see cref="TilePath"/>'s choice.
+    /// </summary>
+    public static QuantizedKernelPath Best(GgmlType type) =>
+        type == GgmlType.Q8_0 && IsAvailable(type, QuantizedKernelPath.Vector512) ? QuantizedKernelPath.Vector512 : TilePath(type);
+
+    /// <summary>The path whose tiles prefill prefers for <paramref name="type"/>, in the order the class summary gives.</summary>
+    private static QuantizedKernelPath TilePath(GgmlType type)
     {
         if (IsAvailable(type, QuantizedKernelPath.Vector256Vnni))
             return QuantizedKernelPath.Vector256Vnni;
@@ -91,12 +101,12 @@ public static unsafe class QuantizedDot
     }
 
     /// <summary>
-    /// The four-token prefill tile for <paramref name="type"/>: on the <see cref="Best"/> path where it has one, else on
+    /// The four-token prefill tile for <paramref name="type"/>: on the <see cref="TilePath"/> where it has one, else on
     /// AVX2; null where none exists (Q2_K, Q3_K, Q5_K, and CPUs without AVX2), and the caller runs single dots instead.
     /// </summary>
     internal static delegate*<byte*, ActivationRow, int, float*, void> BestTile(GgmlType type)
     {
-        var tile = TilePointer(type, Best(type));
+        var tile = TilePointer(type, TilePath(type));
         return tile != null ? tile : TilePointer(type, QuantizedKernelPath.Vector256);
     }
 
@@ -145,7 +155,7 @@ public static unsafe class QuantizedDot
 
     /// <summary>
     /// The row tile prefill uses for <paramref name="type"/>: sixteen rows on Vector512 for the 4- and 5-bit offset
-    /// types, else eight rows on the <see cref="Best"/> path or AVX2; none (a null kernel) for the K types and for Q8_0
+    /// types, else eight rows on the <see cref="TilePath"/> or AVX2; none (a null kernel) for the K types and for Q8_0
     /// without AVX-VNNI. On one thread, a 1536 × 576 matrix against 64 tokens, the sixteen-row tile ran the four types
     /// 1.5–2.2× faster than the eight-row VNNI tile (`SlmKit.Bench --kernels`, table in docs/performance.md).
     /// </summary>
@@ -154,7 +164,7 @@ public static unsafe class QuantizedDot
         var wide = RowTilePointer(type, QuantizedKernelPath.Vector512);
         if (wide.Kernel != null)
             return wide;
-        var tile = RowTilePointer(type, Best(type));
+        var tile = RowTilePointer(type, TilePath(type));
         return tile.Kernel != null ? tile : RowTilePointer(type, QuantizedKernelPath.Vector256);
     }
 
