@@ -18,6 +18,12 @@ public sealed record SlmModelOptions
 
     /// <summary>Most positions a generation may use; null uses the model's context length, capped at 4096.</summary>
     public int? ContextSize { get; init; }
+
+    /// <summary>
+    /// True maps a GGUF file; false reads it into memory offered huge pages (faster decoding, private memory the size
+    /// of the file); null reads it where the system offers huge pages (Linux) and maps it elsewhere.
+    /// </summary>
+    public bool? MemoryMap { get; init; }
 }
 
 /// <summary>
@@ -67,7 +73,7 @@ public sealed class SlmModel : IDisposable
         LanguageModel? model = null;
         try
         {
-            model = ModelLoader.Load(path, pool);
+            model = ModelLoader.Load(path, pool, options.MemoryMap);
             var tokenizer = options.TokenizerPath is { } tokenizerPath
                 ? LoadTokenizer(tokenizerPath, model.VocabSize)
                 : LoadTokenizer(path, model.VocabSize);

@@ -20,14 +20,15 @@ internal static class BenchCommand
             DefaultValueFactory = _ => Benchmark.WarmUpSeconds,
         };
         var threads = CommonOptions.Threads();
+        var mmap = CommonOptions.MemoryMap();
         var json = CommonOptions.Json();
-        var command = new Command("bench", "Measure prefill and decode tokens per second") { model, promptTokens, genTokens, repetitions, warmUp, threads, json };
+        var command = new Command("bench", "Measure prefill and decode tokens per second") { model, promptTokens, genTokens, repetitions, warmUp, threads, mmap, json };
         command.SetAction(result =>
         {
             string path = CommonOptions.ModelPath(result.GetValue(model));
             int pp = result.GetValue(promptTokens), tg = result.GetValue(genTokens), reps = result.GetValue(repetitions);
             int threadCount = result.GetValue(threads) ?? Environment.ProcessorCount;
-            using var slm = SlmModel.Load(path, CommonOptions.ModelOptions(null, threadCount, pp + tg + 1));
+            using var slm = SlmModel.Load(path, CommonOptions.ModelOptions(null, threadCount, pp + tg + 1, result.GetValue(mmap)));
             var measured = Benchmark.Run(slm.Model, pp, tg, reps, warmUpSeconds: result.GetValue(warmUp));
             var (ppMean, ppSd) = BenchmarkResult.Summarize(measured.PrefillTokensPerSecond);
             var (tgMean, tgSd) = BenchmarkResult.Summarize(measured.DecodeTokensPerSecond);

@@ -28,6 +28,11 @@ internal static class CommonOptions
         Description = "Print JSON for scripts instead of text",
     };
 
-    public static SlmModelOptions ModelOptions(string? tokenizer, int? threads, int? context = null) =>
-        new() { TokenizerPath = tokenizer, Threads = threads, ContextSize = context };
+    public static Option<bool> MemoryMap() => new("--mmap")
+    {
+        Description = "Map the GGUF file instead of reading it into memory backed by huge pages (the default on Linux, where decoding runs faster)",
+    };
+
+    public static SlmModelOptions ModelOptions(string? tokenizer, int? threads, int? context = null, bool memoryMap = false) =>
+        new() { TokenizerPath = tokenizer, Threads = threads, ContextSize = context, MemoryMap = memoryMap ? true : null };
 }

@@ -12,6 +12,7 @@ internal static class GenerateCommand
         var model = CommonOptions.Model();
         var tokenizer = CommonOptions.Tokenizer();
         var threads = CommonOptions.Threads();
+        var mmap = CommonOptions.MemoryMap();
         var prompt = new Option<string>("--prompt", "-p") { Description = "Text to continue; empty starts from BOS", DefaultValueFactory = _ => "" };
         var maxTokens = new Option<int>("--max-tokens", "-n") { Description = "Most tokens to generate", DefaultValueFactory = _ => defaults.MaxTokens };
         var temperature = new Option<float>("--temperature", "--temp") { Description = "Sampling temperature; 0 is greedy", DefaultValueFactory = _ => defaults.Temperature };
@@ -28,7 +29,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "Generate text from a prompt, streaming it to stdout")
         {
-            model, tokenizer, prompt, maxTokens, temperature, topK, topP, minP, repeatPenalty, frequencyPenalty, presencePenalty, seed, stop, threads, context, quiet,
+            model, tokenizer, prompt, maxTokens, temperature, topK, topP, minP, repeatPenalty, frequencyPenalty, presencePenalty, seed, stop, threads, context, mmap, quiet,
         };
         command.SetAction(result =>
         {
@@ -46,7 +47,7 @@ internal static class GenerateCommand
                 StopStrings = result.GetValue(stop) ?? [],
             };
             options.Validate();
-            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), result.GetValue(context)));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), result.GetValue(context), result.GetValue(mmap)));
             foreach (string piece in slm.GenerateStreaming(result.GetValue(prompt) ?? "", options))
             {
                 console.Out.Write(piece);

@@ -18,10 +18,11 @@ internal static class PerplexityCommand
         var reference = new Option<string?>("--reference") { Description = "Higher-precision model: report mean KL divergence and same top token %" };
         var maxChunks = new Option<int?>("--chunks") { Description = "Score at most this many chunks" };
         var threads = CommonOptions.Threads();
+        var mmap = CommonOptions.MemoryMap();
         var json = CommonOptions.Json();
         var command = new Command("perplexity", "Perplexity of a text (llama.cpp's method), optionally KL divergence against a reference model")
         {
-            model, file, context, reference, maxChunks, threads, json,
+            model, file, context, reference, maxChunks, threads, mmap, json,
         };
         command.SetAction(result =>
         {
@@ -29,11 +30,11 @@ internal static class PerplexityCommand
             string textPath = result.GetValue(file)!;
             if (!File.Exists(textPath))
                 throw new SlmKitException($"{textPath}: file not found");
-            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(null, result.GetValue(threads), ctx));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(null, result.GetValue(threads), ctx, result.GetValue(mmap)));
             if (slm.Info.ContextLength < ctx)
                 throw new SlmKitException($"--ctx {ctx} is longer than the model's context ({slm.Info.ContextLength})");
             using var referenceModel = result.GetValue(reference) is { } referencePath
-                ? SlmModel.Load(referencePath, CommonOptions.ModelOptions(null, result.GetValue(threads), ctx))
+                ? SlmModel.Load(referencePath, CommonOptions.ModelOptions(null, result.GetValue(threads), ctx, result.GetValue(mmap)))
                 : null;
             int[] tokens = slm.Tokenizer.Encode(File.ReadAllText(textPath), addSpecial: true);
             if (result.GetValue(maxChunks) is int limit && limit > 0 && (long)limit * ctx < tokens.Length)

@@ -12,6 +12,7 @@ internal static class ServeCommand
         var model = CommonOptions.Model();
         var tokenizer = CommonOptions.Tokenizer();
         var threads = CommonOptions.Threads();
+        var mmap = CommonOptions.MemoryMap();
         var host = new Option<string>("--host") { Description = "Address to listen on (loopback by default)", DefaultValueFactory = _ => defaults.Host };
         var port = new Option<int>("--port") { Description = "TCP port (0: any free port)", DefaultValueFactory = _ => defaults.Port };
         var apiKey = new Option<string?>("--api-key") { Description = "Require 'Authorization: Bearer KEY' on /v1 and /metrics" };
@@ -23,7 +24,7 @@ internal static class ServeCommand
 
         var command = new Command("serve", "Serve a model over an OpenAI-compatible HTTP API with a web playground at /")
         {
-            model, tokenizer, host, port, apiKey, parallel, context, maxQueue, cors, modelId, threads,
+            model, tokenizer, host, port, apiKey, parallel, context, maxQueue, cors, modelId, threads, mmap,
         };
         command.SetAction(async (result, cancellationToken) =>
         {
@@ -38,7 +39,7 @@ internal static class ServeCommand
                 CorsOrigin = result.GetValue(cors),
                 ModelId = result.GetValue(modelId),
             };
-            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), options.ContextSize));
+            using var slm = SlmModel.Load(CommonOptions.ModelPath(result.GetValue(model)), CommonOptions.ModelOptions(result.GetValue(tokenizer), result.GetValue(threads), options.ContextSize, result.GetValue(mmap)));
             await using var server = await SlmServer.StartAsync(slm, options, cancellationToken).ConfigureAwait(false);
             console.Error.WriteLine($"slm serve: {server.ModelId} on {server.Address} ({options.Parallel} slots, playground at {server.Address}, Ctrl+C to stop)");
             await server.WaitForShutdownAsync(cancellationToken).ConfigureAwait(false);

@@ -43,12 +43,17 @@ public static class ModelLoader
         return magic.SequenceEqual("GGUF"u8) ? ModelFormat.Gguf : ModelFormat.Llama2C;
     }
 
-    /// <summary>Loads the model at <paramref name="path"/>; the returned model owns the open file(s).</summary>
-    public static LanguageModel Load(string path, WorkerPool? pool = null)
+    /// <summary>
+    /// Loads the model at <paramref name="path"/>; the returned model owns the open file(s). A GGUF file is read into
+    /// memory offered huge pages where the system has them (<see cref="HugePages.Available"/>: decoding
+    /// streams every weight per token, and runs faster without a TLB miss every 4 KB) and memory-mapped elsewhere, or
+    /// as <paramref name="memoryMap"/> says. Hugging Face folders and llama2.c checkpoints are always mapped.
+    /// </summary>
+    public static LanguageModel Load(string path, WorkerPool? pool = null, bool? memoryMap = null)
     {
         return DetectFormat(path) switch
         {
-            ModelFormat.Gguf => LoadGguf(GgufFile.Open(path), pool),
+            ModelFormat.Gguf => LoadGguf(GgufFile.Open(path, memoryMap ?? !HugePages.Available), pool),
             ModelFormat.HuggingFace => LoadHuggingFace(path, pool),
             _ => LoadLlama2C(path, pool),
         };
