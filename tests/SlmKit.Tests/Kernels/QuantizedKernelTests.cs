@@ -574,6 +574,45 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    [Fact]
+    public void Activation_blocks_of_32_are_quantized_exactly_as_the_definition_says()
+    {
+        // d = max|x| / 127, q = round-half-even(x · 127 / max|x|), whatever path the CPU takes. Blocks: random, all zero,
+        // one value only, ties at x·id = k + 0.5 (which must go to the even k), and values at ±max.
+        var random = new Random(11);
+        var blocks = new List<float[]>();
+        for (int i = 0; i < 40; i++)
+            blocks.Add(RandomFloats(32, random, (float)Math.Pow(10, random.Next(-6, 4))));
+        blocks.Add(new float[32]);
+        var single = new float[32];
+        single[17] = -3.5f;
+        blocks.Add(single);
+        var ties = new float[32];
+        ties[0] = 127f; // id = 1: every other value is its own quant times 1
+        for (int i = 1; i < 32; i++)
+            ties[i] = (i % 2 == 0 ? 1 : -1) * (i + 0.5f);
+        blocks.Add(ties);
+        float[] x = blocks.SelectMany(b => b).ToArray();
+
+        using var activations = new QuantizedActivations();
+        activations.Quantize(x, 1, x.Length, superBlocks: false);
+        var row = activations.Row(0);
+        for (int b = 0; b < blocks.Count; b++)
+        {
+            float amax = blocks[b].Max(MathF.Abs), id = amax != 0 ? 127f / amax : 0f;
+            Assert.Equal(amax / 127f, row.Scales[b]);
+            int sum = 0;
+            for (int i = 0; i < 32; i++)
+            {
+                int expected = (int)MathF.Round(blocks[b][i] * id, MidpointRounding.ToEven);
+                Assert.Equal(expected, row.Quants[32 * b + i]);
+                sum += expected;
+            }
+            Assert.Equal(sum, row.Sums[b]);
+        }
+        Assert.Equal(new sbyte[] { 127, -2, 2, -4, 4 }, new ReadOnlySpan<sbyte>(row.Quants + 32 * (blocks.Count - 1), 5).ToArray());
+    }
+
     [Theory]
     [InlineData(GgmlType.Q8_0, 2, 1)]
     [InlineData(GgmlType.Q8_0, 2, 2)]
