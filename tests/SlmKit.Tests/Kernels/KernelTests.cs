@@ -245,6 +245,38 @@ public sealed unsafe class KernelTests
         }
     }
 
+    [Theory]
+    [InlineData(RopeLayout.Normal, 64, 64)]
+    [InlineData(RopeLayout.Normal, 64, 8)]
+    [InlineData(RopeLayout.Normal, 80, 20)]
+    [InlineData(RopeLayout.NeoX, 64, 64)]
+    [InlineData(RopeLayout.NeoX, 64, 32)]
+    [InlineData(RopeLayout.NeoX, 96, 24)]
+    public void Rope_gives_the_scalar_formula_bit_for_bit_whatever_the_vector_width(RopeLayout layout, int headDim, int rotaryDim)
+    {
+        const int heads = 3;
+        var rope = new RotaryEmbedding(headDim, rotaryDim, 10000f, layout);
+        var random = new Random(headDim + rotaryDim);
+        float[] v = RandomVector(random, heads * headDim), original = (float[])v.Clone();
+        float[] cos = new float[rotaryDim / 2], sin = new float[rotaryDim / 2];
+        rope.ComputeAngles(37, cos, sin);
+        rope.Apply(v, heads, cos, sin);
+        int pairs = rotaryDim / 2;
+        for (int h = 0; h < heads; h++)
+        {
+            for (int i = 0; i < pairs; i++)
+            {
+                int a = h * headDim + (layout == RopeLayout.Normal ? 2 * i : i);
+                int b = h * headDim + (layout == RopeLayout.Normal ? 2 * i + 1 : i + pairs);
+                float x0 = original[a], x1 = original[b];
+                Assert.Equal(x0 * cos[i] - x1 * sin[i], v[a]);
+                Assert.Equal(x0 * sin[i] + x1 * cos[i], v[b]);
+            }
+            for (int i = h * headDim + rotaryDim; i < (h + 1) * headDim; i++)
+                Assert.Equal(original[i], v[i]); // dimensions past the rotary ones pass through
+        }
+    }
+
     [Fact]
     public void Rope_with_linear_scaling_equals_rope_at_the_divided_position()
     {
