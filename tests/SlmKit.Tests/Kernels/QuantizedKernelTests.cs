@@ -309,6 +309,38 @@ public sealed unsafe class QuantizedKernelTests
         }
     }
 
+    [Theory]
+    [InlineData(18, 19)] // two groups of eight rows and a tail of three
+    [InlineData(30, 8)]
+    [InlineData(5, 11)] // an odd block count: every row through the single-row kernel
+    [InlineData(2, 3)]
+    public void The_eight_row_Q8_0_decode_kernel_equals_the_scalar_dot_on_every_row(int blocks, int rows)
+    {
+        if (!Avx512Dot.IsSupported)
+            Assert.Skip("no AVX-512 on this CPU: the eight-row Q8_0 kernel is not used here");
+        var random = new Random(blocks * 100 + rows);
+        int n = blocks * 32, rowBytes = blocks * 34;
+        byte[] w = RandomBlocks(GgmlType.Q8_0, blocks * rows, random);
+        using var activations = new QuantizedActivations();
+        activations.Quantize(RandomFloats(n, random), 1, n, superBlocks: false);
+        float[] deq = Dequantize(GgmlType.Q8_0, w, n * rows);
+        var y = new float[rows];
+        fixed (byte* p = w)
+        fixed (float* py = y)
+        {
+            var row = activations.Row(0);
+            Avx512Dot.Q8_0Rows(p, rowBytes, row, blocks, py, rows);
+            for (int r = 0; r < rows; r++)
+            {
+                double bound = 0;
+                for (int i = 0; i < n; i++)
+                    bound += Math.Abs(deq[r * n + i] * row.Quants[i] * row.Scales[i / 32]);
+                float expected = QuantizedDot.Dot(GgmlType.Q8_0, QuantizedKernelPath.Scalar, p + r * rowBytes, row, blocks);
+                Assert.True(Math.Abs(expected - y[r]) <= 1e-5 * bound + 1e-6, $"row {r}: {y[r]} vs scalar {expected} (bound {bound})");
+            }
+        }
+    }
+
     /// <summary>Each type with the two AVX2 paths, the ones the prefill tiles exist for.</summary>
     private static TheoryData<GgmlType, QuantizedKernelPath> WithAvx2Paths(params GgmlType[] types)
     {

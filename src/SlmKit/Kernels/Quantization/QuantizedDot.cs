@@ -62,6 +62,14 @@ public static unsafe class QuantizedDot
     public static QuantizedKernelPath Best(GgmlType type) =>
         type == GgmlType.Q8_0 && IsAvailable(type, QuantizedKernelPath.Vector512) ? QuantizedKernelPath.Vector512 : TilePath(type);
 
+    /// <summary>
+    /// The one-token kernel over a run of consecutive rows for <paramref name="type"/> where there is one on the
+    /// <see cref="Best"/> path (Q8_0 on AVX-512: <see cref="Avx512Dot.Q8_0Rows"/>), else null and decoding calls the
+    /// single-row kernel per row.
+    /// </summary>
+    internal static delegate*<byte*, long, ActivationRow, int, float*, int, void> RowRunPointer(GgmlType type) =>
+        type == GgmlType.Q8_0 && Best(type) == QuantizedKernelPath.Vector512 ? &Avx512Dot.Q8_0Rows : null;
+
     /// <summary>The path whose tiles prefill prefers for <paramref name="type"/>, in the order the class summary gives.</summary>
     private static QuantizedKernelPath TilePath(GgmlType type)
     {

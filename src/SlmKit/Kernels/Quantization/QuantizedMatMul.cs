@@ -23,6 +23,7 @@ internal static unsafe class QuantizedMatMul
     private static readonly nint[] s_kernels = Table(type => (nint)QuantizedDot.Pointer(type, QuantizedDot.Best(type)));
     private static readonly nint[] s_tiles = Table(type => (nint)QuantizedDot.BestTile(type));
     private static readonly RowTile[] s_rowTiles = Table(QuantizedDot.BestRowTile);
+    private static readonly nint[] s_rowRuns = Table(type => (nint)QuantizedDot.RowRunPointer(type));
 
     /// <summary>A kernel per quantized type, indexed by the type's number (default where there is none).</summary>
     private static T[] Table<T>(Func<GgmlType, T> choose)
@@ -131,6 +132,7 @@ internal static unsafe class QuantizedMatMul
                 (delegate*<byte*, ActivationRow, int, float>)s_kernels[(int)weight.Type],
                 (delegate*<byte*, ActivationRow, int, float*, void>)s_tiles[(int)weight.Type],
                 s_rowTiles[(int)weight.Type],
+                (delegate*<byte*, long, ActivationRow, int, float*, int, void>)s_rowRuns[(int)weight.Type],
                 weight.Data, rowBytes, blocks, rows, y, rowsPerRange, Count, _totalRows);
             _totalRows += rows;
             if (!_balanced)
@@ -203,6 +205,11 @@ internal static unsafe class QuantizedMatMul
             if (_tokens == 1)
             {
                 var only = activations.Row(0);
+                if (matrix.RowRun != null)
+                {
+                    matrix.RowRun(w + first * matrix.RowBytes, matrix.RowBytes, only, blocks, y + first, last - first);
+                    return;
+                }
                 for (int i = first; i < last; i++)
                     y[i] = kernel(w + i * matrix.RowBytes, only, blocks);
                 return;
@@ -242,12 +249,15 @@ internal static unsafe class QuantizedMatMul
 
     private readonly struct Matrix(
         delegate*<byte*, ActivationRow, int, float> kernel, delegate*<byte*, ActivationRow, int, float*, void> tile,
-        RowTile rowTile,
+        RowTile rowTile, delegate*<byte*, long, ActivationRow, int, float*, int, void> rowRun,
         byte* weights, long rowBytes, int blocks, int rows, float* output, int rowsPerRange, int firstItem, int firstRow)
     {
         public readonly delegate*<byte*, ActivationRow, int, float> Kernel = kernel;
         public readonly delegate*<byte*, ActivationRow, int, float*, void> Tile = tile;
         public readonly RowTile RowTile = rowTile;
+
+        /// <summary>The decode kernel over a run of rows (<see cref="QuantizedDot.RowRunPointer"/>), or null.</summary>
+        public readonly delegate*<byte*, long, ActivationRow, int, float*, int, void> RowRun = rowRun;
         public readonly byte* Weights = weights;
         public readonly long RowBytes = rowBytes;
         public readonly int Blocks = blocks;
