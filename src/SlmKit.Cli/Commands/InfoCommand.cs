@@ -14,7 +14,8 @@ internal static class InfoCommand
         command.SetAction(result =>
         {
             string modelPath = CommonOptions.ModelPath(result.GetValue(model));
-            using var slm = SlmModel.Load(modelPath, CommonOptions.ModelOptions(result.GetValue(tokenizer), threads: 1));
+            // Mapped: info reads the metadata and a few tensors' headers, not every weight.
+            using var slm = SlmModel.Load(modelPath, CommonOptions.ModelOptions(result.GetValue(tokenizer), threads: 1, memoryMap: true));
             var info = slm.Info;
             var tok = slm.Tokenizer;
             if (result.GetValue(json))
