@@ -1,6 +1,5 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
-using System.Runtime.Intrinsics.X86;
 
 namespace SlmKit.Kernels.Quantization;
 
@@ -131,7 +130,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
                 _scales[b] = QuantizeBlock(source, q, 256, out _, _sums16 + b * 16);
             else
             {
-                _scales[b] = Avx512Dot.IsSupported ? QuantizeBlock32(source, q, out int sum) : QuantizeBlock(source, q, 32, out sum, null);
+                _scales[b] = QuantizeBlock(source, q, 32, out int sum, null);
                 _scaledSums[b] = _scales[b] * sum;
                 _sums[b] = sum;
             }
@@ -218,31 +217,6 @@ public sealed unsafe class QuantizedActivations : IDisposable
             }
         }
         return d;
-    }
-
-    /// <summary>
-    /// <see cref="QuantizeBlock"/> for one 32-element block in two 512-bit halves, with the same results: vcvtps2dq
-    /// rounds to nearest even as Round does, and vpmovdb narrows without the shuffles Vector256.Narrow needs. A decode
-    /// step quantizes about 3,000 blocks (SmolLM-135M); this path takes that from ≈ 2.5 % of the step to [measured].
-    /// </summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static float QuantizeBlock32(float* x, sbyte* q, out int sum)
-    {
-        var low = Vector512.Load(x);
-        var high = Vector512.Load(x + 16);
-        var max = Vector512.Max(Vector512.Abs(low), Vector512.Abs(high));
-        var half = Vector256.Max(max.GetLower(), max.GetUpper());
-        var quarter = Vector128.Max(half.GetLower(), half.GetUpper());
-        quarter = Vector128.Max(quarter, Sse.MoveHighToLow(quarter, quarter));
-        float amax = MathF.Max(quarter.ToScalar(), quarter.GetElement(1));
-        float id = amax != 0 ? 127f / amax : 0f;
-        var scale = Vector512.Create(id);
-        var lowQuants = Avx512F.ConvertToVector512Int32(low * scale);
-        var highQuants = Avx512F.ConvertToVector512Int32(high * scale);
-        Avx512F.ConvertToVector128SByte(lowQuants).Store(q);
-        Avx512F.ConvertToVector128SByte(highQuants).Store(q + 16);
-        sum = Vector512.Sum(lowQuants + highQuants);
-        return amax / 127f;
     }
 
     private static float Max(Vector256<float> v)

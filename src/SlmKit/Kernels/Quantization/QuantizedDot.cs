@@ -56,7 +56,7 @@ public static unsafe class QuantizedDot
     /// <summary>
     /// The path of the single-row dot product (decoding) for <paramref name="type"/> on this CPU: Q8_0 on AVX-512, whose
     /// 512-bit kernel (two blocks per vector, the activation scales of each pair pre-spread) read an L2-resident
-    /// 1536 × 576 matrix at 35 GB/s on one thread against 32 GB/s for AVX-VNNI (`SlmKit.Bench --kernels`, tiering off);
+    /// 1536 × 576 matrix at 35–37 GB/s on one thread against 32–33 GB/s for AVX-VNNI (`SlmKit.Bench --kernels`, tiering off);
     /// else <see cref="TilePath"/>'s choice.
     /// </summary>
     public static QuantizedKernelPath Best(GgmlType type) =>
