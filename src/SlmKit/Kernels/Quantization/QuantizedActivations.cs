@@ -37,7 +37,8 @@ public readonly unsafe struct ActivationRow
     /// <summary>
     /// 32-element blocks: for each pair of blocks (2k, 2k + 1), 16 floats: Scales[2k] eight times, then Scales[2k + 1]
     /// eight times, 64-byte aligned; a 512-bit kernel multiplies two blocks' weight scales by them with one load, where
-    /// building the vector from the two floats took four instructions per pair. Null where there is no whole pair.
+    /// building the vector from the two floats took four instructions per pair. Null where there is no whole pair, and
+    /// on CPUs without those kernels.
     /// </summary>
     public readonly float* ScalePairs;
 }
@@ -65,7 +66,7 @@ public sealed unsafe class QuantizedActivations : IDisposable
         return SuperBlocks
             ? new ActivationRow(_quants + t * cols, _scales + t * (cols / 256), null, null, _sums16 + t * (cols / 16))
             : new ActivationRow(_quants + t * cols, _scales + t * (cols / 32), _scaledSums + t * (cols / 32), _sums + t * (cols / 32), null,
-                cols >= 64 ? _scalePairs + t * (cols / 64 * 16) : null);
+                cols >= 64 && Avx512Dot.IsSupported ? _scalePairs + t * (cols / 64 * 16) : null);
     }
 
     private QuantizeRows? _rows;
@@ -135,7 +136,8 @@ public sealed unsafe class QuantizedActivations : IDisposable
                 _sums[b] = sum;
             }
         }
-        if (!SuperBlocks)
+        // Only the 512-bit kernels read the spread pairs: elsewhere they are neither written nor handed out.
+        if (!SuperBlocks && Avx512Dot.IsSupported)
         {
             long pairsPerRow = Columns / 64;
             for (long t = first; t < last; t++)
