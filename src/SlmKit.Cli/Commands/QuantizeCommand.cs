@@ -6,14 +6,14 @@ using Spectre.Console;
 namespace SlmKit.Cli.Commands;
 
 /// <summary>
-/// <c>slm quantize IN OUT --type TYPE</c>: a GGUF in F32/F16/BF16, or a Hugging Face Llama, Qwen2 or Gemma folder, to a quantized
+/// <c>slm quantize IN OUT --type TYPE</c>: a GGUF in F32/F16/BF16, or a Hugging Face folder that <c>slm convert</c> takes, to a quantized
 /// GGUF, with a progress bar on stderr. All the work is <see cref="ModelQuantizer.Quantize"/>'s.
 /// </summary>
 internal static class QuantizeCommand
 {
     public static Command Create(CliConsole console)
     {
-        var input = new Argument<string>("input") { Description = "Source model: an F32, F16 or BF16 GGUF file, or a Hugging Face Llama, Qwen2 or Gemma folder (config.json, *.safetensors, tokenizer.json)" };
+        var input = new Argument<string>("input") { Description = "Source model: an F32, F16 or BF16 GGUF file, or a Hugging Face folder (config.json, *.safetensors, tokenizer.json) of a model_type that slm convert takes" };
         var output = new Argument<string>("output") { Description = "Quantized GGUF to write (written to a temporary file, renamed at the end)" };
         var type = new Option<string>("--type") { Description = "Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q2_K, Q4_K_M, Q5_K_M, Q6_K, or F16, BF16, F32 (a plain conversion)", Required = true };
         var threads = CommonOptions.Threads();

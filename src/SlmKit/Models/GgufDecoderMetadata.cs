@@ -10,13 +10,16 @@ public static class GgufDecoderMetadata
 {
     /// <summary>
     /// Sizes, head counts (key/value length only when the head size is not hidden ÷ heads), the norm ε under the key of
-    /// its kind, rotary settings where the model rotates (linear scaling only), and the vocabulary size, in this order.
+    /// its kind, rotary settings where the model rotates, the vocabulary size, and then the keys llama.cpp reads for
+    /// some architectures only (Gemma 2's soft caps and window, GPT-NeoX's residual, MiniCPM's scales, OLMo's clamp),
+    /// in this order. Rope scaling: linear as metadata; Llama 3's and long-rope's also need their tables as tensors
+    /// (rope_freqs, rope_factors_short/long), which the caller adds when <paramref name="ropeTablesAdded"/> is true.
     /// </summary>
-    public static void Write(GgufWriter writer, string architecture, DecoderConfig c)
+    public static void Write(GgufWriter writer, string architecture, DecoderConfig c, bool ropeTablesAdded = false)
     {
         string a = architecture;
         bool rope = c.Positions == PositionKind.Rope;
-        if (rope && c.RopeScaling is { Type: not "linear" } scaling)
+        if (rope && c.RopeScaling is { Type: not "linear" } scaling && !(ropeTablesAdded && scaling.Type is "llama3" or "longrope"))
             throw new SlmKitException($"rope scaling '{scaling.Type}' cannot be written to GGUF yet");
         writer.Set($"{a}.context_length", (uint)c.ContextLength);
         writer.Set($"{a}.embedding_length", (uint)c.HiddenSize);
@@ -35,12 +38,38 @@ public static class GgufDecoderMetadata
         if (rope)
         {
             writer.Set($"{a}.rope.freq_base", c.RopeTheta);
-            if (c.RopeScaling is { } linear)
+            if (c.RopeScaling is { Type: "linear" } linear)
             {
                 writer.Set($"{a}.rope.scaling.type", "linear");
                 writer.Set($"{a}.rope.scaling.factor", linear.Factor);
             }
+            else if (c.RopeScaling is { Type: "longrope" } longRope)
+            {
+                // convert_hf_to_gguf's Phi3MiniModel: the original length and the attention factor on cos and sin.
+                writer.Set($"{a}.rope.scaling.original_context_length", (uint)longRope.OriginalContextLength);
+                writer.Set($"{a}.rope.scaling.attn_factor", longRope.AttentionFactor);
+            }
         }
         writer.Set($"{a}.vocab_size", (uint)c.VocabSize);
+        switch (a)
+        {
+            case "gemma2":
+                writer.Set($"{a}.attn_logit_softcapping", c.AttentionSoftCap);
+                writer.Set($"{a}.final_logit_softcapping", c.FinalLogitSoftCap);
+                writer.Set($"{a}.attention.sliding_window", (uint)c.SlidingWindow);
+                break;
+            case "gptneox":
+                writer.Set($"{a}.use_parallel_residual", c.Residual != ResidualKind.Sequential);
+                break;
+            case "minicpm":
+                // llama.cpp divides the logits by logit_scale (hidden ÷ dim_model_base); the config holds the multiplier.
+                writer.Set($"{a}.embedding_scale", c.EmbeddingScale);
+                writer.Set($"{a}.residual_scale", c.ResidualScale);
+                writer.Set($"{a}.logit_scale", 1f / c.LogitScale);
+                break;
+            case "olmo" when c.ClipQkv > 0:
+                writer.Set($"{a}.attention.clamp_kqv", c.ClipQkv);
+                break;
+        }
     }
 }

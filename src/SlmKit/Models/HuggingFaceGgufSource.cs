@@ -8,20 +8,61 @@ using SlmKit.Tokenizers;
 namespace SlmKit.Models;
 
 /// <summary>
-/// A Hugging Face Llama, Qwen2 or Gemma folder (config.json, *.safetensors, tokenizer.json) seen as the GGUF that
+/// A Hugging Face folder (config.json, *.safetensors, tokenizer.json) of a family llama.cpp runs, seen as the GGUF that
 /// <see cref="HuggingFaceToGguf"/> writes from it, without writing anything: <see cref="Metadata"/> is the converter's
-/// {arch}.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names in safetensors
-/// order, and <see cref="Find"/> gives each tensor as the GGUF holds it. Matrices come straight from the safetensors
-/// mapping. Copied, once each, into memory this source owns: a Llama folder's q/k projections (rows moved from
-/// transformers' rotate-half order to adjacent pairs, which llama.cpp's "llama" architecture rotates), 1-D tensors stored
-/// below F32 (norms and Qwen2's q/k/v biases, widened to F32 as llama.cpp's converter keeps them) and Gemma's norms
-/// (stored as 1 + w, as llama.cpp's converter stores them). Qwen2 and Gemma keep transformers' row order: llama.cpp
-/// rotates their architectures in the rotate-half (NeoX) layout. The converter and <c>slm quantize</c> both read folders
-/// through this, so quantizing a folder needs no intermediate GGUF and gives the bytes that quantizing the converted
-/// GGUF gives.
+/// {arch}.* and tokenizer.ggml.* metadata in its order, <see cref="TensorNames"/> are llama.cpp's names (any rotary
+/// tables the file needs first, then the checkpoint's tensors in safetensors order), and <see cref="Find"/> gives each
+/// tensor as the GGUF holds it. Names come from the family's own Hugging Face layout, the one the runtime binds the
+/// folder with. Matrices come straight from the safetensors mapping; what llama.cpp's converter changes is copied, once
+/// each, into memory this source owns:
+/// <list type="bullet">
+/// <item>q/k projections of the families llama.cpp rotates in adjacent pairs (llama, olmo, minicpm): rows moved from
+/// transformers' rotate-half order; the others keep it, since llama.cpp rotates them in the NeoX layout;</item>
+/// <item>1-D tensors (norms, biases) widened to F32, and norms stored as 1 + w where the family's norm scales by
+/// 1 + w (Gemma, Gemma 2, Nemotron);</item>
+/// <item>GPT-2's Conv1D matrices transposed to [out, in], and GPT-NeoX's and BLOOM's fused q/k/v rows moved from head by
+/// head to all q, all k, all v;</item>
+/// <item>Llama 3's rope scaling as the per-pair rope_freqs table and Phi-3's long-rope factors as
+/// rope_factors_short/long, as llama.cpp's converter writes them.</item>
+/// </list>
+/// The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no intermediate
+/// GGUF and gives the bytes that quantizing the converted GGUF gives.
 /// </summary>
 public sealed unsafe class HuggingFaceGgufSource : IWeightSource
 {
+    /// <summary>
+    /// The families converted, by SlmKit family name (each to its first llama.cpp architecture): whether llama.cpp rotates
+    /// q/k in adjacent pairs, and the MLP activation its graph applies (a checkpoint configured with another would
+    /// compute a different model there).
+    /// </summary>
+    private static readonly Dictionary<string, (bool PermuteQueryKey, ActivationKind Activation)> s_conversions = new(StringComparer.Ordinal)
+    {
+        ["llama"] = (true, ActivationKind.Silu),
+        ["qwen2"] = (false, ActivationKind.Silu),
+        ["gemma"] = (false, ActivationKind.GeluTanh),
+        ["gemma2"] = (false, ActivationKind.GeluTanh),
+        ["phi3"] = (false, ActivationKind.Silu),
+        ["stablelm"] = (false, ActivationKind.Silu),
+        ["olmo"] = (true, ActivationKind.Silu),
+        ["minicpm"] = (true, ActivationKind.Silu),
+        ["nemotron"] = (false, ActivationKind.SquaredRelu),
+        ["phi2"] = (false, ActivationKind.GeluTanh),
+        ["gptneox"] = (false, ActivationKind.GeluTanh),
+        ["gpt2"] = (false, ActivationKind.GeluTanh),
+        ["bloom"] = (false, ActivationKind.GeluTanh),
+    };
+
+    /// <summary>Tensor roles outside the blocks and inside each block, as <see cref="TensorLayout"/> names them.</summary>
+    private static readonly string[] s_globalRoles = ["token_embd", "position_embd", "token_embd_norm", "output_norm", "output"];
+    private static readonly string[] s_layerRoles =
+    [
+        "attn_norm", "attn_q", "attn_k", "attn_v", "attn_qkv", "attn_q_norm", "attn_k_norm", "attn_output", "post_attention_norm",
+        "ffn_norm", "ffn_gate", "ffn_up", "ffn_down", "post_ffw_norm",
+    ];
+
+    /// <summary>Buffers some checkpoints save beside the parameters (RoPE tables, causal masks); nothing reads them.</summary>
+    private static readonly string[] s_buffers = [".rotary_emb.inv_freq", ".attn.bias", ".attn.masked_bias", ".attention.bias", ".attention.masked_bias"];
+
     private readonly SafeTensorsModel _weights;
     private readonly Dictionary<string, string> _huggingFaceNames;
     private readonly string[] _names;
@@ -29,25 +70,28 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     private readonly int _kvHeadCount;
     private readonly int _headDim;
     private readonly bool _permuteQueryKey;
-    private readonly float _normOffset;
-    // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source.
-    private readonly Dictionary<string, byte[]> _copies = new(StringComparer.Ordinal);
+    private readonly TensorLayout _layout;
+    // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source. The rotary
+    // tables are here from the start; converted tensors are added on first use.
+    private readonly Dictionary<string, byte[]> _copies;
     private readonly Lock _lock = new();
     private bool _disposed;
 
     private HuggingFaceGgufSource(string folder, SafeTensorsModel weights, IReadOnlyList<KeyValuePair<string, object>> metadata,
-        string[] names, Dictionary<string, string> huggingFaceNames, int headCount, int kvHeadCount, int headDim, bool permuteQueryKey, float normOffset)
+        string[] names, Dictionary<string, string> huggingFaceNames, DecoderConfig config, bool permuteQueryKey, TensorLayout layout,
+        Dictionary<string, byte[]> ropeTables)
     {
         SourcePath = folder;
         _weights = weights;
         Metadata = metadata;
         _names = names;
         _huggingFaceNames = huggingFaceNames;
-        _headCount = headCount;
-        _kvHeadCount = kvHeadCount;
-        _headDim = headDim;
+        _headCount = config.HeadCount;
+        _kvHeadCount = config.KvHeadCount;
+        _headDim = config.ResolvedHeadDim;
         _permuteQueryKey = permuteQueryKey;
-        _normOffset = normOffset;
+        _layout = layout;
+        _copies = ropeTables;
     }
 
     /// <summary>The folder.</summary>
@@ -56,14 +100,14 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     /// <summary>GGUF metadata in the order a GGUF writer should set it (values as <see cref="GgufWriter.Metadata"/> holds them).</summary>
     public IReadOnlyList<KeyValuePair<string, object>> Metadata { get; }
 
-    /// <summary>llama.cpp tensor names, in the safetensors order (RoPE inv_freq tables left out).</summary>
+    /// <summary>llama.cpp tensor names: the rotary tables the file needs, then the checkpoint's tensors in safetensors order.</summary>
     public IReadOnlyList<string> TensorNames => _names;
 
     /// <summary>
     /// Opens <paramref name="folder"/> and checks everything that can be checked before any tensor is read: config.json,
     /// the tokenizer, the safetensors files, every tensor's dtype and llama.cpp name, and the q/k shapes.
     /// </summary>
-    /// <exception cref="ModelFileException">Not a Llama, Qwen2 or Gemma folder, or a missing or damaged file in it.</exception>
+    /// <exception cref="ModelFileException">Not a folder of a family that converts, or a missing or damaged file in it.</exception>
     public static HuggingFaceGgufSource Open(string folder)
     {
         if (!Directory.Exists(folder))
@@ -72,40 +116,40 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var hf = HuggingFaceConfig.Load(configPath);
-        // llama.cpp's architecture for each model_type, whether its rotation wants q/k rows in adjacent pairs, and what
-        // its converter adds to the norm weights (Gemma's RMSNorm scales by 1 + w; the GGUF stores 1 + w).
-        (string architecture, bool permuteQueryKey, float normOffset) = hf.ModelType switch
+        var family = ModelFamily.ForHuggingFaceModelType(hf.ModelType ?? "");
+        if (family is null || !s_conversions.TryGetValue(family.Name, out var conversion))
         {
-            "llama" => ("llama", true, 0f),
-            "qwen2" => ("qwen2", false, 0f),
-            "gemma" => ("gemma", false, 1f),
-            _ => throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: llama, qwen2, gemma); SlmKit runs such folders directly"),
-        };
+            string supported = string.Join(", ", ModelFamily.All.Where(f => s_conversions.ContainsKey(f.Name)).SelectMany(f => f.HuggingFaceModelTypes));
+            throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: {supported}); SlmKit runs such folders directly");
+        }
+        string architecture = family.GgufArchitectures[0];
         DecoderConfig config = ModelLoader.ConfigFromHuggingFace(hf);
-        if (config.RopeScaling is not null && config.RopeScaling.Type != "linear")
-            throw new ModelFileException(configPath, $"rope scaling '{config.RopeScaling.Type}' cannot be written to GGUF by this converter yet");
+        CheckLlamaCppComputesTheSameModel(configPath, family.Name, architecture, config, conversion.Activation);
         Tokenizer tokenizer = Tokenizer.FromHuggingFace(folder);
         int headDim = config.ResolvedHeadDim;
 
         var writer = new GgufWriter();
         writer.Set("general.architecture", architecture);
         writer.Set("general.name", Path.GetFileName(Path.GetFullPath(folder).TrimEnd(Path.DirectorySeparatorChar)));
-        GgufDecoderMetadata.Write(writer, architecture, config);
+        GgufDecoderMetadata.Write(writer, architecture, config, ropeTablesAdded: true);
         tokenizer.WriteGgufMetadata(writer);
 
         var weights = SafeTensorsModel.Open(folder);
         try
         {
-            var names = new List<string>();
+            var layout = family.HuggingFaceLayout(weights);
+            var ggufNames = GgufNames(layout, config.LayerCount);
+            var ropeTables = RopeTables(config);
+            var names = new List<string>(ropeTables.Keys);
             var huggingFaceNames = new Dictionary<string, string>(StringComparer.Ordinal);
             foreach (string name in weights.TensorNames)
             {
-                if (name.EndsWith(".rotary_emb.inv_freq", StringComparison.Ordinal))
-                    continue; // old checkpoints carry the RoPE table; it is recomputed from rope_theta
+                if (s_buffers.Any(b => name.EndsWith(b, StringComparison.Ordinal)) && !ggufNames.ContainsKey(name))
+                    continue; // recomputed or implied by the architecture, as llama.cpp's converter drops them
                 var tensor = weights.Find(name)!;
                 if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
                     throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
-                string gguf = GgufName(name, architecture) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
+                string gguf = ggufNames.GetValueOrDefault(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
                 int heads = IsQuery(gguf) ? config.HeadCount : IsKey(gguf) ? config.KvHeadCount : 0;
                 if (heads > 0 && (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != (long)heads * headDim))
                     throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {heads} heads of {headDim} rows");
@@ -113,14 +157,18 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                     : gguf.EndsWith(".attn_k.bias", StringComparison.Ordinal) || gguf.EndsWith(".attn_v.bias", StringComparison.Ordinal) ? config.KvHeadCount * headDim : 0;
                 if (biasRows > 0 && (tensor.Dimensions.Length != 1 || tensor.Dimensions[0] != biasRows))
                     throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives a bias of {biasRows}");
+                if (layout.FusedQkv == QkvLayout.PerHeadInterleaved && IsFusedQkv(gguf) && tensor.Dimensions[0] != 3L * config.HeadCount * headDim)
+                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {config.HeadCount} heads of 3 × {headDim} rows");
+                if (layout.TransposedLinears && IsLinear(gguf) && tensor.Dimensions.Length != 2)
+                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, not a matrix");
                 if (!huggingFaceNames.TryAdd(gguf, name))
                     throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
                 names.Add(gguf);
             }
-            // llama.cpp's gemma graph always multiplies by the token embeddings and loads no output matrix, so a
-            // file holding one would be refused there ("wrong number of tensors").
-            if (architecture == "gemma" && huggingFaceNames.TryGetValue("output.weight", out string? head))
-                throw new ModelFileException(folder, $"tensor '{head}': a gemma checkpoint converts only with its head tied to the embeddings");
+            // llama.cpp's gemma graphs always multiply by the token embeddings and load no output matrix, so a file
+            // holding one would be refused there ("wrong number of tensors").
+            if (architecture is "gemma" or "gemma2" && huggingFaceNames.TryGetValue("output.weight", out string? head))
+                throw new ModelFileException(folder, $"tensor '{head}': a {architecture} checkpoint converts only with its head tied to the embeddings");
             if (architecture == "qwen2")
             {
                 // llama.cpp's qwen2 graph requires the q/k/v biases; a folder without them is not a Qwen2 checkpoint.
@@ -130,7 +178,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
                         throw new ModelFileException(folder, $"a qwen2 checkpoint needs the q, k and v biases; 'blk.0.{role}' has no tensor");
                 }
             }
-            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config.HeadCount, config.KvHeadCount, headDim, permuteQueryKey, normOffset);
+            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config, conversion.PermuteQueryKey, layout, ropeTables);
         }
         catch
         {
@@ -139,46 +187,191 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         }
     }
 
+    /// <summary>
+    /// Refuses a config that llama.cpp's graph for <paramref name="architecture"/> would compute differently from
+    /// transformers: another MLP activation, a rope scaling the file cannot state, Gemma 2 without its soft caps or with
+    /// a query scale other than llama.cpp's.
+    /// </summary>
+    private static void CheckLlamaCppComputesTheSameModel(string configPath, string family, string architecture, DecoderConfig config, ActivationKind activation)
+    {
+        if (config.Activation != activation)
+            throw new ModelFileException(configPath, $"llama.cpp's {architecture} applies {activation} in the MLP, this config {config.Activation}; it would not compute the same model");
+        switch (config.RopeScaling?.Type)
+        {
+            case null or "linear":
+                break;
+            case "llama3" when architecture == "llama":
+            case "longrope" when architecture == "phi3":
+                break;
+            case string type:
+                throw new ModelFileException(configPath, $"rope scaling '{type}' cannot be written to a {architecture} GGUF by this converter yet");
+        }
+        if (family == "gemma2")
+        {
+            if (config.AttentionSoftCap <= 0 || config.FinalLogitSoftCap <= 0)
+                throw new ModelFileException(configPath, "llama.cpp's gemma2 always soft-caps attention scores and logits; attn_logit_softcapping and final_logit_softcapping must be set");
+            // llama.cpp scales queries by 1/√(hidden ÷ heads) for the 46-layer model and by 1/√head_dim otherwise.
+            float expected = config.LayerCount == 46 ? 1f / MathF.Sqrt(config.HiddenSize / (float)config.HeadCount) : 1f / MathF.Sqrt(config.ResolvedHeadDim);
+            if (MathF.Abs(config.ResolvedAttentionScale - expected) > 1e-6f * expected)
+                throw new ModelFileException(configPath, $"query_pre_attn_scalar gives a query scale of {config.ResolvedAttentionScale}, but llama.cpp's gemma2 uses {expected} for this shape");
+        }
+    }
+
+    /// <summary>Hugging Face tensor name → llama.cpp name, for every role and kind the family's layout names.</summary>
+    private static Dictionary<string, string> GgufNames(TensorLayout layout, int layers)
+    {
+        var names = new Dictionary<string, string>(StringComparer.Ordinal);
+        void Add(string role, int layer)
+        {
+            if (layout.Stem(role, layer) is not { } stem)
+                return;
+            string gguf = layer < 0 ? role : $"blk.{layer}.{role}";
+            names.TryAdd(stem + ".weight", gguf + ".weight");
+            names.TryAdd(stem + ".bias", gguf + ".bias");
+        }
+        foreach (string role in s_globalRoles)
+            Add(role, -1);
+        for (int l = 0; l < layers; l++)
+        {
+            foreach (string role in s_layerRoles)
+                Add(role, l);
+        }
+        return names;
+    }
+
+    /// <summary>
+    /// The rotary tables llama.cpp's converter writes as tensors (F32): Llama 3's rope_freqs, each pair's divisor of its
+    /// frequency (1 above the high-frequency wavelength, the factor beyond the low one, and in between the reciprocal of
+    /// the blend transformers applies), and long-rope's short and long factors.
+    /// </summary>
+    private static Dictionary<string, byte[]> RopeTables(DecoderConfig config)
+    {
+        var tables = new Dictionary<string, byte[]>(StringComparer.Ordinal);
+        byte[] Pinned(ReadOnlySpan<float> values)
+        {
+            var bytes = GC.AllocateUninitializedArray<byte>(values.Length * sizeof(float), pinned: true);
+            MemoryMarshal.AsBytes(values).CopyTo(bytes);
+            return bytes;
+        }
+        switch (config.RopeScaling)
+        {
+            case { Type: "llama3" } s:
+            {
+                int dim = config.ResolvedHeadDim;
+                var factors = new float[dim / 2];
+                double lowWavelength = s.OriginalContextLength / s.LowFrequencyFactor, highWavelength = s.OriginalContextLength / s.HighFrequencyFactor;
+                for (int i = 0; i < factors.Length; i++)
+                {
+                    double wavelength = 2 * Math.PI * Math.Pow(config.RopeTheta, 2.0 * i / dim);
+                    double smooth = (s.OriginalContextLength / wavelength - s.LowFrequencyFactor) / (s.HighFrequencyFactor - s.LowFrequencyFactor);
+                    factors[i] = wavelength < highWavelength ? 1f
+                        : wavelength > lowWavelength ? s.Factor
+                        : (float)(1 / ((1 - smooth) / s.Factor + smooth));
+                }
+                tables["rope_freqs.weight"] = Pinned(factors);
+                break;
+            }
+            case { Type: "longrope" } s:
+                tables["rope_factors_long.weight"] = Pinned(s.LongFactors!);
+                tables["rope_factors_short.weight"] = Pinned(s.ShortFactors!);
+                break;
+        }
+        return tables;
+    }
+
     /// <summary>The tensor <paramref name="name"/> (a llama.cpp name) as the converted GGUF holds it, or null.</summary>
     public WeightTensor? Find(string name)
     {
         ObjectDisposedException.ThrowIf(_disposed, this);
+        byte[]? copy;
+        lock (_lock)
+        {
+            if (_copies.TryGetValue(name, out copy) && !_huggingFaceNames.ContainsKey(name))
+                return Pinned(name, GgmlType.F32, [copy.Length / sizeof(float)], copy); // a rotary table
+        }
         if (!_huggingFaceNames.TryGetValue(name, out string? huggingFaceName))
             return null;
         WeightTensor tensor = _weights.Find(huggingFaceName)!;
         long[] dimensions = (long[])tensor.Dimensions.Clone();
         int heads = !_permuteQueryKey ? 0 : IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
-        bool offset = _normOffset != 0 && name.EndsWith("_norm.weight", StringComparison.Ordinal);
-        if (heads == 0 && (dimensions.Length != 1 || (tensor.Type == GgmlType.F32 && !offset)))
+        bool vector = dimensions.Length == 1;
+        bool offset = _layout.NormWeightOffset != 0 && name.EndsWith("_norm.weight", StringComparison.Ordinal);
+        bool interleaved = _layout.FusedQkv == QkvLayout.PerHeadInterleaved && IsFusedQkv(name);
+        bool transposed = _layout.TransposedLinears && IsLinear(name);
+        if (heads == 0 && !interleaved && !transposed && (!vector || (tensor.Type == GgmlType.F32 && !offset)))
             return new WeightTensor(name, tensor.Type, dimensions, tensor.Data, tensor.ByteLength);
 
-        byte[] copy;
+        if (transposed)
+            dimensions = [dimensions[1], dimensions[0]];
+        GgmlType type = vector ? GgmlType.F32 : tensor.Type;
         lock (_lock)
         {
-            if (!_copies.TryGetValue(name, out copy!))
+            if (!_copies.TryGetValue(name, out copy))
             {
-                if (heads > 0)
-                {
-                    copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ByteLength), pinned: true);
-                    RotaryRowOrder.ToGguf(tensor.Bytes, copy, heads, _headDim);
-                }
-                else
-                {
-                    copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ElementCount * sizeof(float)), pinned: true);
-                    var values = MemoryMarshal.Cast<byte, float>(copy.AsSpan());
-                    MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, values);
-                    if (offset)
-                    {
-                        foreach (ref float v in values)
-                            v += _normOffset;
-                    }
-                }
+                copy = Convert(tensor, heads, offset, interleaved, transposed);
                 _copies[name] = copy;
             }
         }
-        GgmlType type = heads > 0 ? tensor.Type : GgmlType.F32;
+        return Pinned(name, type, dimensions, copy);
+    }
+
+    /// <summary>One tensor through the steps llama.cpp's converter applies to it (see the class summary).</summary>
+    private byte[] Convert(WeightTensor tensor, int heads, bool offset, bool interleaved, bool transposed)
+    {
+        ReadOnlySpan<byte> source = tensor.Bytes;
+        byte[] widened = [];
+        if (tensor.Dimensions.Length == 1)
+        {
+            widened = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ElementCount * sizeof(float)), pinned: true);
+            var values = MemoryMarshal.Cast<byte, float>(widened.AsSpan());
+            MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, values);
+            if (offset)
+            {
+                foreach (ref float v in values)
+                    v += _layout.NormWeightOffset;
+            }
+            source = widened;
+        }
+        var copy = GC.AllocateUninitializedArray<byte>(source.Length, pinned: true);
+        if (heads > 0)
+            RotaryRowOrder.ToGguf(source, copy, heads, _headDim);
+        else if (interleaved)
+            QkvToConcatenated(source, copy, _headCount, _headDim);
+        else if (transposed)
+            Transpose(source, copy, (int)tensor.Dimensions[0], (int)tensor.Dimensions[1], (int)(tensor.ByteLength / tensor.ElementCount));
+        else
+            source.CopyTo(copy);
+        return copy;
+    }
+
+    private static WeightTensor Pinned(string name, GgmlType type, long[] dimensions, byte[] copy)
+    {
         byte* data = (byte*)Unsafe.AsPointer(ref MemoryMarshal.GetArrayDataReference(copy));
         return new WeightTensor(name, type, dimensions, data, copy.Length);
+    }
+
+    /// <summary>
+    /// GPT-NeoX's and BLOOM's fused rows, head by head (q, k, v of head 0, then of head 1, …), to llama.cpp's order: the
+    /// q rows of every head, then the k rows, then the v rows. Rows move whole (a bias is rows of one value).
+    /// </summary>
+    private static void QkvToConcatenated(ReadOnlySpan<byte> source, Span<byte> destination, int heads, int headDim)
+    {
+        int rowBytes = source.Length / (3 * heads * headDim), block = headDim * rowBytes;
+        for (int h = 0; h < heads; h++)
+        {
+            for (int part = 0; part < 3; part++)
+                source.Slice((3 * h + part) * block, block).CopyTo(destination.Slice((part * heads + h) * block));
+        }
+    }
+
+    /// <summary>A [rows, cols] matrix of <paramref name="elementBytes"/>-byte values to [cols, rows] (GPT-2's Conv1D).</summary>
+    private static void Transpose(ReadOnlySpan<byte> source, Span<byte> destination, int rows, int cols, int elementBytes)
+    {
+        for (int r = 0; r < rows; r++)
+        {
+            for (int c = 0; c < cols; c++)
+                source.Slice((r * cols + c) * elementBytes, elementBytes).CopyTo(destination.Slice((c * rows + r) * elementBytes));
+        }
     }
 
     /// <summary>Closes the safetensors files; tensors handed out by <see cref="Find"/> become invalid.</summary>
@@ -190,24 +383,13 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             _copies.Clear();
     }
 
-    /// <summary>
-    /// llama.cpp's name of a transformers tensor: Llama's names, and for Qwen2 also the q/k/v biases
-    /// ("model.layers.3.self_attn.q_proj.bias" → "blk.3.attn_q.bias"). Null where the architecture has no such tensor.
-    /// </summary>
-    private static string? GgufName(string huggingFaceName, string architecture)
-    {
-        const string bias = ".bias";
-        if (!huggingFaceName.EndsWith(bias, StringComparison.Ordinal))
-            return Llama.GgufName(huggingFaceName);
-        if (architecture != "qwen2")
-            return null;
-        string? weight = Llama.GgufName(string.Concat(huggingFaceName.AsSpan(0, huggingFaceName.Length - bias.Length), ".weight"));
-        return weight is not null && (weight.EndsWith(".attn_q.weight", StringComparison.Ordinal) || weight.EndsWith(".attn_k.weight", StringComparison.Ordinal) || weight.EndsWith(".attn_v.weight", StringComparison.Ordinal))
-            ? string.Concat(weight.AsSpan(0, weight.Length - ".weight".Length), bias)
-            : null;
-    }
-
     private static bool IsQuery(string ggufName) => ggufName.EndsWith(".attn_q.weight", StringComparison.Ordinal);
 
     private static bool IsKey(string ggufName) => ggufName.EndsWith(".attn_k.weight", StringComparison.Ordinal);
+
+    private static bool IsFusedQkv(string ggufName) => ggufName.Contains(".attn_qkv.", StringComparison.Ordinal);
+
+    /// <summary>A block's projection matrix (what GPT-2 stores transposed); the embeddings and the head are not.</summary>
+    private static bool IsLinear(string ggufName) =>
+        ggufName.StartsWith("blk.", StringComparison.Ordinal) && ggufName.EndsWith(".weight", StringComparison.Ordinal) && !ggufName.EndsWith("_norm.weight", StringComparison.Ordinal);
 }

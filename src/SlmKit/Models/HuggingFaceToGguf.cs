@@ -3,11 +3,10 @@ using SlmKit.Formats;
 namespace SlmKit.Models;
 
 /// <summary>
-/// Converts a Hugging Face Llama, Qwen2 or Gemma folder (config.json, *.safetensors, tokenizer.json) to one GGUF file
-/// that SlmKit and llama.cpp load: {arch}.* metadata from the config, the tokenizer as tokenizer.ggml.*, tensors renamed
-/// to llama.cpp's names (Llama's q/k rows moved from transformers' rotate-half order to adjacent pairs, Gemma's norms
-/// stored as 1 + w), dtypes kept (norms and biases in F32). The folder is read through
-/// <see cref="HuggingFaceGgufSource"/>, which <c>slm quantize</c> shares.
+/// Converts a Hugging Face folder (config.json, *.safetensors, tokenizer.json) of a family llama.cpp runs to one GGUF
+/// file that SlmKit and llama.cpp load, as llama.cpp's converter writes it: {arch}.* metadata from the config, the
+/// tokenizer as tokenizer.ggml.*, tensors renamed to llama.cpp's names and changed where its converter changes them
+/// (see <see cref="HuggingFaceGgufSource"/>, which <c>slm quantize</c> shares), dtypes kept (vectors in F32).
 /// </summary>
 public static class HuggingFaceToGguf
 {

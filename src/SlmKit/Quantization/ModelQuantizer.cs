@@ -13,16 +13,17 @@ public sealed record QuantizationProgress(int Index, int Count, string Name, Ggm
 public sealed record QuantizationSummary(int TensorCount, long InputBytes, long OutputBytes, IReadOnlyDictionary<GgmlType, int> TensorsByType);
 
 /// <summary>
-/// Converts an F32/F16/BF16 (or already quantized) GGUF, or a Hugging Face Llama, Qwen2 or Gemma folder, into a quantized GGUF:
+/// Converts an F32/F16/BF16 (or already quantized) GGUF, or a Hugging Face folder of a family <see cref="HuggingFaceGgufSource"/> converts, into a quantized GGUF:
 /// metadata copied, general.file_type and general.quantization_version set, each tensor's type from
 /// <see cref="QuantizationPlan"/>, rows quantized in parallel on the worker pool. The output is written under a temporary
 /// name and renamed at the end, so a failure leaves no partial file.
 /// </summary>
 /// <remarks>
 /// A folder is read directly through <see cref="HuggingFaceGgufSource"/> (the view <c>slm convert</c> writes from): no
-/// intermediate GGUF is written. Matrices are quantized straight from the safetensors mapping; only q/k (row order) and
-/// sub-F32 norms are copied. Since the view gives the same metadata, names, order and tensor bytes as the converted GGUF,
-/// quantizing a folder gives byte for byte the file that quantizing <c>slm convert</c>'s output gives.
+/// intermediate GGUF is written. Matrices are quantized straight from the safetensors mapping; only what the conversion
+/// changes (q/k row order, sub-F32 vectors, GPT-2's transposed and GPT-NeoX's and BLOOM's interleaved matrices) is
+/// copied. Since the view gives the same metadata, names, order and tensor bytes as the converted GGUF, quantizing a
+/// folder gives byte for byte the file that quantizing <c>slm convert</c>'s output gives.
 /// </remarks>
 public static class ModelQuantizer
 {

@@ -65,6 +65,12 @@ public sealed record RandomDecoderSpec(
     /// <summary>Phi-3 long-rope: the original context length (0: no long-rope); Context is then max_position_embeddings.</summary>
     public int LongRopeOriginal { get; init; }
 
+    /// <summary>
+    /// Llama 3 rope scaling in the Hugging Face twin's config (factor 8, frequency factors 1 and 4) from this original
+    /// length (0: none). Only the twin has it: the GGUF of such a model needs the rope_freqs table, which the converter writes.
+    /// </summary>
+    public int Llama3RopeOriginal { get; init; }
+
     /// <summary>OpenELM: per-layer query heads, KV heads and MLP widths (null: Heads, KvHeads, Ffn in every layer).</summary>
     public int[]? LayerHeads { get; init; }
     public int[]? LayerKvHeads { get; init; }
@@ -310,8 +316,12 @@ public sealed class RandomDecoder
         return path;
     }
 
-    /// <summary>Writes the same weights as a Hugging Face folder, undoing each llama.cpp conversion step.</summary>
-    public string WriteHuggingFace(string folder)
+    /// <summary>
+    /// Writes the same weights as a Hugging Face folder, undoing each llama.cpp conversion step. With
+    /// <paramref name="tokenizerFolder"/>, its tokenizer.json and tokenizer_config.json are copied in (what <c>slm convert</c>
+    /// needs; llama.cpp loads the result only when that vocabulary has Spec.Vocab tokens).
+    /// </summary>
+    public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
         var s = Spec;
         var t = Traits;
@@ -349,6 +359,11 @@ public sealed class RandomDecoder
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
         File.WriteAllText(Path.Combine(folder, "config.json"), HuggingFaceConfigJson());
+        if (tokenizerFolder is not null)
+        {
+            foreach (string file in new[] { "tokenizer.json", "tokenizer_config.json" })
+                File.Copy(Path.Combine(tokenizerFolder, file), Path.Combine(folder, file));
+        }
         return folder;
     }
 
@@ -367,7 +382,7 @@ public sealed class RandomDecoder
         """;
         return Traits.Family switch
         {
-            "llama" => $$"""{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "silu", {{llamaLike}} }""",
+            "llama" => $$"""{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "silu", "rope_scaling": {{Llama3RopeScaling()}}, {{llamaLike}} }""",
             "qwen2" => $$"""{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "rms_norm_eps": 1e-05, "hidden_act": "silu", "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, {{llamaLike}} }""",
             "qwen" => $$"""{"architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": {{s.Dim}}, "intermediate_size": {{2 * s.Ffn}}, "num_hidden_layers": {{s.Layers}}, "num_attention_heads": {{s.Heads}}, "kv_channels": {{s.HeadDim}}, "vocab_size": {{s.Vocab}}, "seq_length": {{s.Context}}, "max_position_embeddings": {{s.Context}}, "layer_norm_epsilon": 1e-05, "rotary_emb_base": {{F(s.RopeTheta)}}, "rotary_pct": 1.0, "no_bias": true, "tie_word_embeddings": {{B(s.Tied)}}, "torch_dtype": "{{dtype}}" }""",
             "gemma" => $$"""{"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", {{llamaLike}} }""",
@@ -385,6 +400,11 @@ public sealed class RandomDecoder
             _ => throw new InvalidOperationException(Traits.Family),
         };
     }
+
+    /// <summary>Llama 3.2's rope_scaling block with Spec.Llama3RopeOriginal as its original length, or null.</summary>
+    private string Llama3RopeScaling() => Spec.Llama3RopeOriginal > 0
+        ? $$"""{"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0, "high_freq_factor": 4.0, "original_max_position_embeddings": {{Spec.Llama3RopeOriginal}}}"""
+        : "null";
 
     /// <summary>Phi-3's rope_scaling: null, or the longrope block of Phi-3-mini-128k (the attention factor left to transformers).</summary>
     private string Phi3RopeScaling()
