@@ -122,6 +122,8 @@ public abstract class ModelFamily
             RopeScaling = RopeScalingFromHuggingFace(c),
             RopeLayout = RopeLayout.NeoX,
             TiedEmbeddings = c.GetBool("tie_word_embeddings") ?? tiedByDefault,
+            // transformers' Llama-style MLPs apply ACT2FN[hidden_act]; families with another field set their own.
+            Activation = ActivationFromHuggingFace(c, "hidden_act", "silu"),
         };
     }
 

@@ -1,5 +1,6 @@
 using SlmKit.Cli;
 using SlmKit.Formats;
+using SlmKit.Kernels;
 using SlmKit.Models;
 
 namespace SlmKit.Tests.Models;
@@ -176,6 +177,23 @@ public sealed class PublishedConfigTests : IDisposable
             _ => throw new InvalidOperationException(family),
         };
         Assert.True(Math.Abs(count - published) <= published / 1000, $"{checkpoint}: {count:N0} parameters, published {published:N0}");
+    }
+
+    [Theory]
+    [InlineData("llama", "silu", ActivationKind.Silu)]
+    [InlineData("llama", "gelu", ActivationKind.GeluErf)]
+    [InlineData("qwen2", "gelu_new", ActivationKind.GeluTanh)]
+    [InlineData("phi3", "relu", ActivationKind.Relu)]
+    public void A_llama_style_config_runs_the_mlp_activation_its_hidden_act_names(string modelType, string hiddenAct, ActivationKind expected)
+    {
+        // transformers' Llama, Qwen2 and Phi-3 MLPs apply ACT2FN[config.hidden_act], whatever the family usually ships.
+        string path = Path.Combine(_folder, $"{modelType}-{hiddenAct}.json");
+        File.WriteAllText(path, $$"""
+            {"model_type": "{{modelType}}", "hidden_act": "{{hiddenAct}}", "hidden_size": 64, "intermediate_size": 128,
+             "num_hidden_layers": 1, "num_attention_heads": 4, "vocab_size": 100}
+            """);
+        var config = HuggingFaceConfig.Load(path);
+        Assert.Equal(expected, ModelLoader.FamilyOf(config).FromHuggingFace(config).Activation);
     }
 
     [Theory]

@@ -104,7 +104,7 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
     [Fact]
     public void A_folder_whose_activation_llama_cpp_would_not_apply_is_refused_naming_both()
     {
-        var spec = new RandomDecoderSpec("stablelm", "gelu", Dim: 64, Layers: 1, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F32, Seed: 221) { RotaryDim = 4 };
+        var spec = new RandomDecoderSpec("llama", "gelu", Dim: 64, Layers: 1, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 221);
         string folder = Folder(spec);
         string config = Path.Combine(folder, "config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"hidden_act\": \"silu\"", "\"hidden_act\": \"gelu\""));
