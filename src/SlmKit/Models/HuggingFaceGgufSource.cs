@@ -39,6 +39,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     {
         ["llama"] = (true, ActivationKind.Silu),
         ["qwen2"] = (false, ActivationKind.Silu),
+        ["qwen3"] = (false, ActivationKind.Silu),
         ["gemma"] = (false, ActivationKind.GeluTanh),
         ["gemma2"] = (false, ActivationKind.GeluTanh),
         ["phi3"] = (false, ActivationKind.Silu),

@@ -16,6 +16,9 @@ public sealed class FamilyOracleTests : IDisposable
     [
         new("qwen2", "gqa-untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 11) { RopeTheta = 1000000f },
         new("qwen2", "tied-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 2, HeadDim: 16, Ffn: 192, Vocab: 400, Tied: true, Type: GgmlType.F16, Seed: 12),
+        // Qwen3-0.6B's proportions: a head size (32) above hidden ÷ heads (16), so q is wider than the hidden state.
+        new("qwen3", "wide-heads-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 14) { RopeTheta = 1000000f },
+        new("qwen3", "untied-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 3, HeadDim: 16, Ffn: 192, Vocab: 400, Tied: false, Type: GgmlType.F16, Seed: 15),
         new("qwen", "fused-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 96, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 13),
         new("gemma", "headdim32-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 1, HeadDim: 32, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 21),
         new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: 320, Tied: true, Type: GgmlType.F32, Seed: 31) { SlidingWindow = 16 },

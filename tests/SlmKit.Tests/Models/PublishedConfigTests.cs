@@ -207,7 +207,7 @@ public sealed class PublishedConfigTests : IDisposable
         File.WriteAllText(Path.Combine(folder, "config.json"), $$"""{"model_type": "{{modelType}}", "hidden_size": 64}""");
         var error = Assert.Throws<ModelFileException>(() => ModelLoader.Load(folder));
         Assert.Contains($"'{modelType}' is not supported", error.Message, StringComparison.Ordinal);
-        foreach (string supported in new[] { "llama", "qwen2", "gemma2", "phi", "phi3", "gpt_neox", "gpt2", "bloom", "olmo", "openelm", "nemotron" })
+        foreach (string supported in new[] { "llama", "qwen2", "qwen3", "gemma2", "phi", "phi3", "gpt_neox", "gpt2", "bloom", "olmo", "openelm", "nemotron" })
             Assert.Contains(supported, error.Message, StringComparison.Ordinal);
     }
 
@@ -220,11 +220,12 @@ public sealed class PublishedConfigTests : IDisposable
         writer.AddTensor("token_embd.weight", [4, 4], new float[16]);
         writer.Write(path);
         var error = Assert.Throws<ModelFileException>(() => ModelLoader.Load(path));
-        Assert.Contains("'mamba' is not supported (supported: llama, qwen2, gemma", error.Message, StringComparison.Ordinal);
+        Assert.Contains("'mamba' is not supported (supported: llama, qwen2, qwen3, gemma", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
     [InlineData("qwen2")]
+    [InlineData("qwen3")]
     [InlineData("phi2")]
     [InlineData("gpt2")]
     [InlineData("bloom")]

@@ -25,6 +25,7 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
     [
         // Llama 3.2's rope scaling, its original length short enough that the test's frequencies fall in all three bands.
         new("llama", "llama3-rope-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 201) { Llama3RopeOriginal = 256 },
+        new("qwen3", "wide-heads-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 214) { RopeTheta = 1000000f },
         new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 202) { SlidingWindow = 16 },
         new("phi3", "fused-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F16, Seed: 203),
         new("phi3", "longrope-long-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 128, Vocab: Vocab, Tied: false, Type: GgmlType.F32, Seed: 204)
