@@ -124,6 +124,12 @@ public sealed record DecoderConfig
     public int PositionOffset { get; init; }
     public float RopeTheta { get; init; } = 10000f;
 
+    /// <summary>
+    /// When positive, the sliding-window layers rotate with this base and no <see cref="RopeScaling"/> (Gemma 3's
+    /// rope_local_base_freq); 0: every layer rotates alike.
+    /// </summary>
+    public float SlidingRopeTheta { get; init; }
+
     /// <summary>Dimensions of each head that are rotated; 0 means all of them.</summary>
     public int RotaryDim { get; init; }
     public RopeLayout RopeLayout { get; init; } = RopeLayout.NeoX;

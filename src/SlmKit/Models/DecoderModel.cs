@@ -18,6 +18,7 @@ public sealed class DecoderModel : LanguageModel
     private readonly DecoderConfig _config;
     private readonly DecoderWeights _weights;
     private readonly RotaryEmbedding? _rope;
+    private readonly RotaryEmbedding? _slidingRope;
     private readonly float[]? _alibiSlopes;
     private readonly int _maxKvHeads;
     private readonly QkvLayout _fusedQkvLayout;
@@ -48,7 +49,11 @@ public sealed class DecoderModel : LanguageModel
 
         int headDim = config.ResolvedHeadDim;
         if (config.Positions == PositionKind.Rope)
+        {
             _rope = new RotaryEmbedding(headDim, config.ResolvedRotaryDim, config.RopeTheta, config.RopeLayout, config.RopeScaling, _weights.RopeFrequencyFactors, _weights.RopeLongFactors);
+            if (config.SlidingRopeTheta > 0)
+                _slidingRope = new RotaryEmbedding(headDim, config.ResolvedRotaryDim, config.SlidingRopeTheta, config.RopeLayout);
+        }
         int maxHeads = 0, maxKvHeads = 0;
         for (int l = 0; l < config.LayerCount; l++)
         {
@@ -246,6 +251,7 @@ public sealed class DecoderModel : LanguageModel
             if (_weights.EmbeddingNorm is { } embeddingNorm)
                 Norm(x, embeddingNorm, x);
             _rope?.ComputeAngles(s.RowPositions[t], s.RowCaches[t].Capacity, s.Cos.AsSpan(t * pairs, pairs), s.Sin.AsSpan(t * pairs, pairs));
+            _slidingRope?.ComputeAngles(s.RowPositions[t], s.RowCaches[t].Capacity, s.SlidingCos.AsSpan(t * pairs, pairs), s.SlidingSin.AsSpan(t * pairs, pairs));
         }
 
         for (int l = 0; l < _weights.Layers.Length; l++)
@@ -376,12 +382,14 @@ public sealed class DecoderModel : LanguageModel
                 Norm(s.K.AsSpan(i * headDim, headDim), layer.KeyNorm!, s.K.AsSpan(i * headDim, headDim));
         }
 
+        // Sliding-window layers rotate with their own base where the family has one (Gemma 3's local layers).
+        var (layerRope, cosTable, sinTable) = _slidingRope is not null && c.WindowOf(l) > 0 ? (_slidingRope, s.SlidingCos, s.SlidingSin) : (_rope, s.Cos, s.Sin);
         for (int t = 0; t < n; t++)
         {
-            if (_rope is { } rope)
+            if (layerRope is { } rope)
             {
-                var cos = s.Cos.AsSpan(t * pairs, pairs);
-                var sin = s.Sin.AsSpan(t * pairs, pairs);
+                var cos = cosTable.AsSpan(t * pairs, pairs);
+                var sin = sinTable.AsSpan(t * pairs, pairs);
                 rope.Apply(s.Q.AsSpan(t * q, q), heads, cos, sin);
                 rope.Apply(s.K.AsSpan(t * kv, kv), kvHeads, cos, sin);
             }
@@ -500,6 +508,9 @@ internal sealed class DecoderScratch
 
     public float[] X = [], Normed = [], Qkv = [], Q = [], K = [], V = [], AttentionOut = [], Attended = [], FedForward = [], Gate = [], Up = [], Cos = [], Sin = [];
 
+    /// <summary>Angles of the sliding-window layers' own rotation, where the family has one (else empty).</summary>
+    public float[] SlidingCos = [], SlidingSin = [];
+
     /// <summary>Rows at the embedding width, when it differs from the hidden size (input and output projections).</summary>
     public float[] Embedded = [];
 
@@ -538,6 +549,8 @@ internal sealed class DecoderScratch
         Up = new float[capacity * f];
         Cos = new float[capacity * pairs];
         Sin = new float[capacity * pairs];
+        SlidingCos = c.SlidingRopeTheta > 0 ? new float[capacity * pairs] : [];
+        SlidingSin = c.SlidingRopeTheta > 0 ? new float[capacity * pairs] : [];
         Embedded = c.ProjectsEmbeddings ? new float[capacity * c.ResolvedEmbeddingSize] : [];
         _tokens = capacity;
     }

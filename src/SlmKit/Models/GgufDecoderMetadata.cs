@@ -11,9 +11,10 @@ public static class GgufDecoderMetadata
     /// <summary>
     /// Sizes, head counts (key/value length only when the head size is not hidden ÷ heads), the norm ε under the key of
     /// its kind, rotary settings where the model rotates, the vocabulary size, and then the keys llama.cpp reads for
-    /// some architectures only (Gemma 2's soft caps and window, GPT-NeoX's residual, MiniCPM's scales, OLMo's clamp),
-    /// in this order. Rope scaling: linear as metadata; Llama 3's and long-rope's also need their tables as tensors
-    /// (rope_freqs, rope_factors_short/long), which the caller adds when <paramref name="ropeTablesAdded"/> is true.
+    /// some architectures only (Gemma 2's soft caps and window, Gemma 3's window, GPT-NeoX's residual, MiniCPM's
+    /// scales, OLMo's clamp), in this order. Rope scaling: linear as metadata; Llama 3's and long-rope's also need their
+    /// tables as tensors (rope_freqs, rope_factors_short/long), which the caller adds when
+    /// <paramref name="ropeTablesAdded"/> is true.
     /// </summary>
     public static void Write(GgufWriter writer, string architecture, DecoderConfig c, bool ropeTablesAdded = false)
     {
@@ -56,6 +57,9 @@ public static class GgufDecoderMetadata
             case "gemma2":
                 writer.Set($"{a}.attn_logit_softcapping", c.AttentionSoftCap);
                 writer.Set($"{a}.final_logit_softcapping", c.FinalLogitSoftCap);
+                writer.Set($"{a}.attention.sliding_window", (uint)c.SlidingWindow);
+                break;
+            case "gemma3":
                 writer.Set($"{a}.attention.sliding_window", (uint)c.SlidingWindow);
                 break;
             case "gptneox":

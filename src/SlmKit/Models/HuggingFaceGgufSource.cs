@@ -42,6 +42,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         ["qwen3"] = (false, ActivationKind.Silu),
         ["gemma"] = (false, ActivationKind.GeluTanh),
         ["gemma2"] = (false, ActivationKind.GeluTanh),
+        ["gemma3"] = (false, ActivationKind.GeluTanh),
         ["phi3"] = (false, ActivationKind.Silu),
         ["stablelm"] = (false, ActivationKind.Silu),
         ["olmo"] = (true, ActivationKind.Silu),
@@ -168,7 +169,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             }
             // llama.cpp's gemma graphs always multiply by the token embeddings and load no output matrix, so a file
             // holding one would be refused there ("wrong number of tensors").
-            if (architecture is "gemma" or "gemma2" && huggingFaceNames.TryGetValue("output.weight", out string? head))
+            if (architecture is "gemma" or "gemma2" or "gemma3" && huggingFaceNames.TryGetValue("output.weight", out string? head))
                 throw new ModelFileException(folder, $"tensor '{head}': a {architecture} checkpoint converts only with its head tied to the embeddings");
             if (architecture == "qwen2")
             {
@@ -190,8 +191,8 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
 
     /// <summary>
     /// Refuses a config that llama.cpp's graph for <paramref name="architecture"/> would compute differently from
-    /// transformers: another MLP activation, a rope scaling the file cannot state, Gemma 2 without its soft caps or with
-    /// a query scale other than llama.cpp's.
+    /// transformers: another MLP activation, a rope scaling the file cannot state, Gemma 2 without its soft caps, Gemma 2
+    /// or 3 with a query scale other than llama.cpp's, Gemma 3 with another layer pattern or local rotation base.
     /// </summary>
     private static void CheckLlamaCppComputesTheSameModel(string configPath, string family, string architecture, DecoderConfig config, ActivationKind activation)
     {
@@ -207,14 +208,27 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             case string type:
                 throw new ModelFileException(configPath, $"rope scaling '{type}' cannot be written to a {architecture} GGUF by this converter yet");
         }
-        if (family == "gemma2")
+        if (family == "gemma2" && (config.AttentionSoftCap <= 0 || config.FinalLogitSoftCap <= 0))
+            throw new ModelFileException(configPath, "llama.cpp's gemma2 always soft-caps attention scores and logits; attn_logit_softcapping and final_logit_softcapping must be set");
+        if (family is "gemma2" or "gemma3")
         {
-            if (config.AttentionSoftCap <= 0 || config.FinalLogitSoftCap <= 0)
-                throw new ModelFileException(configPath, "llama.cpp's gemma2 always soft-caps attention scores and logits; attn_logit_softcapping and final_logit_softcapping must be set");
-            // llama.cpp scales queries by 1/√(hidden ÷ heads) for the 46-layer model and by 1/√head_dim otherwise.
-            float expected = config.LayerCount == 46 ? 1f / MathF.Sqrt(config.HiddenSize / (float)config.HeadCount) : 1f / MathF.Sqrt(config.ResolvedHeadDim);
+            // llama.cpp scales queries by 1/√(hidden ÷ heads) for the 27B models (46 and 62 layers) and by 1/√head_dim
+            // otherwise.
+            int largest = family == "gemma2" ? 46 : 62;
+            float expected = config.LayerCount == largest ? 1f / MathF.Sqrt(config.HiddenSize / (float)config.HeadCount) : 1f / MathF.Sqrt(config.ResolvedHeadDim);
             if (MathF.Abs(config.ResolvedAttentionScale - expected) > 1e-6f * expected)
-                throw new ModelFileException(configPath, $"query_pre_attn_scalar gives a query scale of {config.ResolvedAttentionScale}, but llama.cpp's gemma2 uses {expected} for this shape");
+                throw new ModelFileException(configPath, $"query_pre_attn_scalar gives a query scale of {config.ResolvedAttentionScale}, but llama.cpp's {family} uses {expected} for this shape");
+        }
+        if (family == "gemma3")
+        {
+            // llama.cpp's gemma3 makes every sixth layer global and rotates the others with base 10000.
+            for (int l = 0; l < config.LayerCount; l++)
+            {
+                if ((config.WindowOf(l) > 0) != ((l + 1) % 6 != 0))
+                    throw new ModelFileException(configPath, $"layer {l} is {(config.WindowOf(l) > 0 ? "sliding" : "global")}, but llama.cpp's gemma3 makes every sixth layer global and the others sliding (layer_types)");
+            }
+            if (config.SlidingRopeTheta != 10000f)
+                throw new ModelFileException(configPath, $"rope_local_base_freq is {config.SlidingRopeTheta}, but llama.cpp's gemma3 rotates the sliding layers with base 10000");
         }
     }
 

@@ -22,6 +22,10 @@ public sealed class FamilyOracleTests : IDisposable
         new("qwen", "fused-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 96, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 13),
         new("gemma", "headdim32-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 1, HeadDim: 32, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 21),
         new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: 320, Tied: true, Type: GgmlType.F32, Seed: 31) { SlidingWindow = 16 },
+        // Six layers: five sliding (window 16, their own rotation base) and a global one, as Gemma 3 alternates them.
+        new("gemma3", "pattern-f32", Dim: 64, Layers: 6, Heads: 4, KvHeads: 1, HeadDim: 32, Ffn: 128, Vocab: 320, Tied: true, Type: GgmlType.F32, Seed: 33) { SlidingWindow = 16, RopeTheta = 1000000f },
+        // Linear rope scaling (Gemma 3 4B and up), which applies to the global layers only.
+        new("gemma3", "scaled-f16", Dim: 64, Layers: 7, Heads: 2, KvHeads: 1, HeadDim: 32, Ffn: 128, Vocab: 320, Tied: true, Type: GgmlType.F16, Seed: 34) { SlidingWindow = 16, RopeTheta = 1000000f, LinearRopeFactor = 8f },
         new("phi2", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 41) { RotaryDim = 6 },
         new("phi2", "partial-f16", Dim: 128, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 32, Ffn: 256, Vocab: 500, Tied: false, Type: GgmlType.F16, Seed: 42) { RotaryDim = 12 },
         new("phi3", "fused-f32", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 160, Vocab: 320, Tied: false, Type: GgmlType.F32, Seed: 51),

@@ -71,6 +71,9 @@ public sealed record RandomDecoderSpec(
     /// </summary>
     public int Llama3RopeOriginal { get; init; }
 
+    /// <summary>Linear rope scaling by this factor (0: none); Gemma 3 applies it to its global layers only.</summary>
+    public float LinearRopeFactor { get; init; }
+
     /// <summary>OpenELM: per-layer query heads, KV heads and MLP widths (null: Heads, KvHeads, Ffn in every layer).</summary>
     public int[]? LayerHeads { get; init; }
     public int[]? LayerKvHeads { get; init; }
@@ -200,6 +203,7 @@ public sealed class RandomDecoder
         "qwen" => new() { Family = "qwen", Arch = "qwen", FusedQkv = true, QkvBias = true },
         "gemma" => new() { Family = "gemma", Arch = "gemma", NormOffset = true, AlwaysTied = true },
         "gemma2" => new() { Family = "gemma2", Arch = "gemma2", NormOffset = true, AlwaysTied = true, PostNorms = true },
+        "gemma3" => new() { Family = "gemma3", Arch = "gemma3", NormOffset = true, AlwaysTied = true, PostNorms = true, QkNorm = true },
         "phi2" => new()
         {
             Family = "phi2", Arch = "phi2", Rms = false, NormBias = true, QkvBias = true, OutputBias = true, Gated = false,
@@ -267,6 +271,14 @@ public sealed class RandomDecoder
                 writer.Set($"{a}.attn_logit_softcapping", 50f);
                 writer.Set($"{a}.final_logit_softcapping", 30f);
                 writer.Set($"{a}.attention.sliding_window", (uint)s.SlidingWindow);
+                break;
+            case "gemma3":
+                writer.Set($"{a}.attention.sliding_window", (uint)s.SlidingWindow);
+                if (s.LinearRopeFactor > 0)
+                {
+                    writer.Set($"{a}.rope.scaling.type", "linear");
+                    writer.Set($"{a}.rope.scaling.factor", s.LinearRopeFactor);
+                }
                 break;
             case "gptneox":
                 writer.Set($"{a}.use_parallel_residual", s.Parallel);
@@ -389,6 +401,7 @@ public sealed class RandomDecoder
             "qwen" => $$"""{"architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": {{s.Dim}}, "intermediate_size": {{2 * s.Ffn}}, "num_hidden_layers": {{s.Layers}}, "num_attention_heads": {{s.Heads}}, "kv_channels": {{s.HeadDim}}, "vocab_size": {{s.Vocab}}, "seq_length": {{s.Context}}, "max_position_embeddings": {{s.Context}}, "layer_norm_epsilon": 1e-05, "rotary_emb_base": {{F(s.RopeTheta)}}, "rotary_pct": 1.0, "no_bias": true, "tie_word_embeddings": {{B(s.Tied)}}, "torch_dtype": "{{dtype}}" }""",
             "gemma" => $$"""{"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", {{llamaLike}} }""",
             "gemma2" => $$"""{"architectures": ["Gemma2ForCausalLM"], "model_type": "gemma2", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": {{s.HeadDim}}, "attn_logit_softcapping": 50.0, "final_logit_softcapping": 30.0, "sliding_window": {{s.SlidingWindow}}, "cache_implementation": "hybrid", {{llamaLike}} }""",
+            "gemma3" => $$"""{"architectures": ["Gemma3ForCausalLM"], "model_type": "gemma3_text", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_activation": "gelu_pytorch_tanh", "query_pre_attn_scalar": {{s.HeadDim}}, "sliding_window": {{s.SlidingWindow}}, "sliding_window_pattern": 6, "layer_types": [{{string.Join(", ", Enumerable.Range(0, s.Layers).Select(l => (l + 1) % 6 == 0 ? "\"full_attention\"" : "\"sliding_attention\""))}}], "rope_local_base_freq": 10000.0, "rope_scaling": {{(s.LinearRopeFactor > 0 ? $$"""{"rope_type": "linear", "factor": {{F(s.LinearRopeFactor)}}}""" : "null")}}, "attn_logit_softcapping": null, "final_logit_softcapping": null, {{llamaLike}} }""",
             "phi2" => $$"""{"architectures": ["PhiForCausalLM"], "model_type": "phi", "layer_norm_eps": 1e-05, "hidden_act": "gelu_new", "partial_rotary_factor": {{F(partial)}}, "qk_layernorm": false, {{llamaLike}} }""",
             "phi3" => $$"""{"architectures": ["Phi3ForCausalLM"], "model_type": "phi3", "rms_norm_eps": 1e-05, "hidden_act": "silu", "sliding_window": {{s.Context - 1}}, "rope_scaling": {{Phi3RopeScaling()}}, "original_max_position_embeddings": {{(s.LongRopeOriginal > 0 ? s.LongRopeOriginal : s.Context)}}, {{llamaLike}} }""",
             "stablelm" => $$"""{"architectures": ["StableLmForCausalLM"], "model_type": "stablelm", "layer_norm_eps": 1e-05, "hidden_act": "silu", "partial_rotary_factor": {{F(partial)}}, "use_qkv_bias": {{B(s.Biases)}}, "use_parallel_residual": {{B(s.Parallel)}}, "qk_layernorm": false, {{llamaLike}} }""",

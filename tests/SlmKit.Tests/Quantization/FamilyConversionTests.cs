@@ -27,6 +27,7 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
         new("llama", "llama3-rope-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 201) { Llama3RopeOriginal = 256 },
         new("qwen3", "wide-heads-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 214) { RopeTheta = 1000000f },
         new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 202) { SlidingWindow = 16 },
+        new("gemma3", "scaled-f32", Dim: 64, Layers: 7, Heads: 2, KvHeads: 1, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 215) { SlidingWindow = 16, RopeTheta = 1000000f, LinearRopeFactor = 8f },
         new("phi3", "fused-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F16, Seed: 203),
         new("phi3", "longrope-long-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 128, Vocab: Vocab, Tied: false, Type: GgmlType.F32, Seed: 204)
         { Context = 256, LongRopeOriginal = 32 },
@@ -100,6 +101,19 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
         string config = Path.Combine(folder, "config.json");
         File.WriteAllText(config, File.ReadAllText(config).Replace("\"query_pre_attn_scalar\": 32", "\"query_pre_attn_scalar\": 16"));
         AssertConversionRefused(folder, "query_pre_attn_scalar");
+    }
+
+    [Fact]
+    public void A_gemma3_folder_whose_layer_pattern_llama_cpp_would_not_use_is_refused_naming_the_layer()
+    {
+        var spec = new RandomDecoderSpec("gemma3", "pattern", Dim: 64, Layers: 6, Heads: 2, KvHeads: 1, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 223) { SlidingWindow = 16 };
+        string folder = Folder(spec);
+        string config = Path.Combine(folder, "config.json");
+        // Layer 2 made global: SlmKit runs such a folder as transformers would, but llama.cpp's gemma3 fixes the pattern.
+        string text = File.ReadAllText(config);
+        int third = text.IndexOf("\"sliding_attention\"", text.IndexOf("\"sliding_attention\"", text.IndexOf("\"sliding_attention\"") + 1) + 1);
+        File.WriteAllText(config, text[..third] + "\"full_attention\"" + text[(third + "\"sliding_attention\"".Length)..]);
+        AssertConversionRefused(folder, "layer 2 is global");
     }
 
     [Fact]
