@@ -124,6 +124,9 @@ public sealed record DecoderConfig
     public int PositionOffset { get; init; }
     public float RopeTheta { get; init; } = 10000f;
 
+    /// <summary>Layers that skip the rotation (SmolLM 3's NoPE layers); null: every layer rotates.</summary>
+    public bool[]? NoRopeLayers { get; init; }
+
     /// <summary>
     /// When positive, the sliding-window layers rotate with this base and no <see cref="RopeScaling"/> (Gemma 3's
     /// rope_local_base_freq); 0: every layer rotates alike.
@@ -201,6 +204,7 @@ public sealed record DecoderConfig
         foreach (var (name, values) in new[] { ("head counts", LayerHeadCounts), ("KV head counts", LayerKvHeadCounts), ("feed-forward sizes", LayerFeedForwardSizes) })
             Require(values is null || values.Length == LayerCount, $"per-layer {name} list has {values?.Length} entries for {LayerCount} layers");
         Require(SlidingLayers is null || SlidingLayers.Length == LayerCount, "sliding-window layer list does not match the layer count");
+        Require(NoRopeLayers is null || NoRopeLayers.Length == LayerCount, "no-rope layer list does not match the layer count");
         for (int l = 0; l < LayerCount; l++)
         {
             Require(HeadsOf(l) > 0 && KvHeadsOf(l) > 0 && HeadsOf(l) % KvHeadsOf(l) == 0, $"layer {l}: KV head count {KvHeadsOf(l)} must divide the head count {HeadsOf(l)}");

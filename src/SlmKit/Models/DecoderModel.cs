@@ -382,8 +382,11 @@ public sealed class DecoderModel : LanguageModel
                 Norm(s.K.AsSpan(i * headDim, headDim), layer.KeyNorm!, s.K.AsSpan(i * headDim, headDim));
         }
 
-        // Sliding-window layers rotate with their own base where the family has one (Gemma 3's local layers).
+        // Sliding-window layers rotate with their own base where the family has one (Gemma 3's local layers); NoPE
+        // layers (SmolLM 3) not at all.
         var (layerRope, cosTable, sinTable) = _slidingRope is not null && c.WindowOf(l) > 0 ? (_slidingRope, s.SlidingCos, s.SlidingSin) : (_rope, s.Cos, s.Sin);
+        if (c.NoRopeLayers?[l] == true)
+            layerRope = null;
         for (int t = 0; t < n; t++)
         {
             if (layerRope is { } rope)

@@ -16,12 +16,12 @@ namespace SlmKit.Models;
 /// folder with. Matrices come straight from the safetensors mapping; what llama.cpp's converter changes is copied, once
 /// each, into memory this source owns:
 /// <list type="bullet">
-/// <item>q/k projections of the families llama.cpp rotates in adjacent pairs (llama, olmo, minicpm): rows moved from
-/// transformers' rotate-half order; the others keep it, since llama.cpp rotates them in the NeoX layout;</item>
+/// <item>q/k projections of the families llama.cpp rotates in adjacent pairs (llama, smollm3, olmo, minicpm): rows
+/// moved from transformers' rotate-half order; the others keep it, since llama.cpp rotates them in the NeoX layout;</item>
 /// <item>1-D tensors (norms, biases) widened to F32, and norms stored as 1 + w where the family's norm scales by
-/// 1 + w (Gemma, Gemma 2, Nemotron);</item>
-/// <item>GPT-2's Conv1D matrices transposed to [out, in], and GPT-NeoX's and BLOOM's fused q/k/v rows moved from head by
-/// head to all q, all k, all v;</item>
+/// 1 + w (Gemma, Gemma 2 and 3, Nemotron);</item>
+/// <item>GPT-2's Conv1D matrices transposed to [out, in], and GPT-NeoX's and BLOOM's fused q/k/v rows moved from head
+/// by head to all q, all k, all v;</item>
 /// <item>Llama 3's rope scaling as the per-pair rope_freqs table and Phi-3's long-rope factors as
 /// rope_factors_short/long, as llama.cpp's converter writes them.</item>
 /// </list>
@@ -38,6 +38,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     private static readonly Dictionary<string, (bool PermuteQueryKey, ActivationKind Activation)> s_conversions = new(StringComparer.Ordinal)
     {
         ["llama"] = (true, ActivationKind.Silu),
+        ["smollm3"] = (true, ActivationKind.Silu),
         ["qwen2"] = (false, ActivationKind.Silu),
         ["qwen3"] = (false, ActivationKind.Silu),
         ["gemma"] = (false, ActivationKind.GeluTanh),
@@ -192,7 +193,8 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     /// <summary>
     /// Refuses a config that llama.cpp's graph for <paramref name="architecture"/> would compute differently from
     /// transformers: another MLP activation, a rope scaling the file cannot state, Gemma 2 without its soft caps, Gemma 2
-    /// or 3 with a query scale other than llama.cpp's, Gemma 3 with another layer pattern or local rotation base.
+    /// or 3 with a query scale other than llama.cpp's, Gemma 3 with another layer pattern or local rotation base, SmolLM 3
+    /// with NoPE layers other than every fourth.
     /// </summary>
     private static void CheckLlamaCppComputesTheSameModel(string configPath, string family, string architecture, DecoderConfig config, ActivationKind activation)
     {
@@ -218,6 +220,15 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             float expected = config.LayerCount == largest ? 1f / MathF.Sqrt(config.HiddenSize / (float)config.HeadCount) : 1f / MathF.Sqrt(config.ResolvedHeadDim);
             if (MathF.Abs(config.ResolvedAttentionScale - expected) > 1e-6f * expected)
                 throw new ModelFileException(configPath, $"query_pre_attn_scalar gives a query scale of {config.ResolvedAttentionScale}, but llama.cpp's {family} uses {expected} for this shape");
+        }
+        if (family == "smollm3")
+        {
+            // llama.cpp's smollm3 skips the rotation in every fourth layer, whatever the config lists.
+            for (int l = 0; l < config.LayerCount; l++)
+            {
+                if ((config.NoRopeLayers?[l] == true) != ((l + 1) % 4 == 0))
+                    throw new ModelFileException(configPath, $"layer {l} {(config.NoRopeLayers?[l] == true ? "skips" : "applies")} the rotation, but llama.cpp's smollm3 skips it in every fourth layer only (no_rope_layers)");
+            }
         }
         if (family == "gemma3")
         {

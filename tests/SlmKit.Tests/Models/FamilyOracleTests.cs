@@ -16,6 +16,8 @@ public sealed class FamilyOracleTests : IDisposable
     [
         new("qwen2", "gqa-untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 11) { RopeTheta = 1000000f },
         new("qwen2", "tied-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 2, HeadDim: 16, Ffn: 192, Vocab: 400, Tied: true, Type: GgmlType.F16, Seed: 12),
+        // Five layers: the fourth attends without rotary positions.
+        new("smollm3", "nope-f32", Dim: 64, Layers: 5, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 16) { RopeTheta = 5000000f },
         // Qwen3-0.6B's proportions: a head size (32) above hidden ÷ heads (16), so q is wider than the hidden state.
         new("qwen3", "wide-heads-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 14) { RopeTheta = 1000000f },
         new("qwen3", "untied-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 3, HeadDim: 16, Ffn: 192, Vocab: 400, Tied: false, Type: GgmlType.F16, Seed: 15),

@@ -198,6 +198,7 @@ public sealed class RandomDecoder
     public static FamilyTraits TraitsOf(RandomDecoderSpec spec) => spec.Family switch
     {
         "llama" => new() { Family = "llama", Arch = "llama", PermuteQk = true },
+        "smollm3" => new() { Family = "smollm3", Arch = "smollm3", PermuteQk = true },
         "qwen2" => new() { Family = "qwen2", Arch = "qwen2", QkvBias = true },
         "qwen3" => new() { Family = "qwen3", Arch = "qwen3", QkNorm = true },
         "qwen" => new() { Family = "qwen", Arch = "qwen", FusedQkv = true, QkvBias = true },
@@ -397,6 +398,7 @@ public sealed class RandomDecoder
         {
             "llama" => $$"""{"architectures": ["LlamaForCausalLM"], "model_type": "llama", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "silu", "rope_scaling": {{Llama3RopeScaling()}}, {{llamaLike}} }""",
             "qwen2" => $$"""{"architectures": ["Qwen2ForCausalLM"], "model_type": "qwen2", "rms_norm_eps": 1e-05, "hidden_act": "silu", "use_sliding_window": false, "sliding_window": 32768, "max_window_layers": 21, {{llamaLike}} }""",
+            "smollm3" => $$"""{"architectures": ["SmolLM3ForCausalLM"], "model_type": "smollm3", "rms_norm_eps": 1e-05, "hidden_act": "silu", "attention_bias": false, "mlp_bias": false, "use_sliding_window": false, "no_rope_layer_interval": 4, "no_rope_layers": [{{string.Join(", ", Enumerable.Range(0, s.Layers).Select(l => (l + 1) % 4 == 0 ? 0 : 1))}}], {{llamaLike}} }""",
             "qwen3" => $$"""{"architectures": ["Qwen3ForCausalLM"], "model_type": "qwen3", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "silu", "attention_bias": {{B(s.Biases)}}, "use_sliding_window": false, "sliding_window": null, "max_window_layers": 28, {{llamaLike}} }""",
             "qwen" => $$"""{"architectures": ["QWenLMHeadModel"], "model_type": "qwen", "hidden_size": {{s.Dim}}, "intermediate_size": {{2 * s.Ffn}}, "num_hidden_layers": {{s.Layers}}, "num_attention_heads": {{s.Heads}}, "kv_channels": {{s.HeadDim}}, "vocab_size": {{s.Vocab}}, "seq_length": {{s.Context}}, "max_position_embeddings": {{s.Context}}, "layer_norm_epsilon": 1e-05, "rotary_emb_base": {{F(s.RopeTheta)}}, "rotary_pct": 1.0, "no_bias": true, "tie_word_embeddings": {{B(s.Tied)}}, "torch_dtype": "{{dtype}}" }""",
             "gemma" => $$"""{"architectures": ["GemmaForCausalLM"], "model_type": "gemma", "head_dim": {{s.HeadDim}}, "rms_norm_eps": 1e-05, "hidden_act": "gelu_pytorch_tanh", "hidden_activation": "gelu_pytorch_tanh", {{llamaLike}} }""",

@@ -25,6 +25,7 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
     [
         // Llama 3.2's rope scaling, its original length short enough that the test's frequencies fall in all three bands.
         new("llama", "llama3-rope-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 201) { Llama3RopeOriginal = 256 },
+        new("smollm3", "nope-f16", Dim: 64, Layers: 4, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 216) { RopeTheta = 5000000f },
         new("qwen3", "wide-heads-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F16, Seed: 214) { RopeTheta = 1000000f },
         new("gemma2", "window16-f32", Dim: 64, Layers: 3, Heads: 4, KvHeads: 2, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 202) { SlidingWindow = 16 },
         new("gemma3", "scaled-f32", Dim: 64, Layers: 7, Heads: 2, KvHeads: 1, HeadDim: 32, Ffn: 128, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 215) { SlidingWindow = 16, RopeTheta = 1000000f, LinearRopeFactor = 8f },
