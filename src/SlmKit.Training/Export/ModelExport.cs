@@ -291,6 +291,9 @@ public static class ModelExport
             Compare("RopeTheta", a.RopeTheta, b.RopeTheta);
             Compare("RotaryDim", a.ResolvedRotaryDim, b.ResolvedRotaryDim);
             Compare("RopeScaling", a.RopeScaling?.ToString(), b.RopeScaling?.ToString());
+            Compare("SlidingRopeTheta", a.SlidingRopeTheta, b.SlidingRopeTheta);
+            for (int l = 0; l < Math.Min(a.LayerCount, b.LayerCount); l++)
+                Compare($"rotation skipped in layer {l}", a.NoRopeLayers?[l] ?? false, b.NoRopeLayers?[l] ?? false);
         }
         Compare("GatedFeedForward", a.GatedFeedForward, b.GatedFeedForward);
         Compare("Activation", a.Activation, b.Activation);

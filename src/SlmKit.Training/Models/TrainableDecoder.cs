@@ -149,6 +149,8 @@ public sealed class TrainableDecoder<T> where T : unmanaged, IFloatingPointIeee7
         Refuse(config.AttentionSoftCap != 0, $"AttentionSoftCap = {config.AttentionSoftCap}");
         Refuse(config.ClipQkv != 0, $"ClipQkv = {config.ClipQkv}");
         Refuse(config.SlidingWindow != 0, $"SlidingWindow = {config.SlidingWindow}");
+        Refuse(config.SlidingRopeTheta != 0, $"SlidingRopeTheta = {config.SlidingRopeTheta}");
+        Refuse(config.NoRopeLayers?.Contains(true) == true, "NoRopeLayers (layers without rotary positions)");
         Refuse(config.Positions is not (PositionKind.Rope or PositionKind.Learned), $"Positions = {config.Positions} (only Rope and Learned)");
         Refuse(config.Positions == PositionKind.Rope && config.PositionOffset != 0, $"PositionOffset = {config.PositionOffset} with rotary positions");
         Refuse(config.Positions == PositionKind.Rope && config.RopeScaling is not null, $"RopeScaling = {config.RopeScaling?.Type}");

@@ -218,6 +218,8 @@ public sealed class SingleDefinitionTests(ExportTokenizerFixture fixture, ITestO
         { "AttentionScale", "AttentionScale" },
         { "EmbeddingSize", "EmbeddingSize" },
         { "PerLayer", "LayerHeadCounts" },
+        { "SlidingRope", "SlidingRopeTheta" },
+        { "NoRope", "NoRopeLayers" },
     };
 
     [Theory]
@@ -247,6 +249,8 @@ public sealed class SingleDefinitionTests(ExportTokenizerFixture fixture, ITestO
             "AttentionScale" => llama with { AttentionScale = 0.1f },
             "EmbeddingSize" => llama with { EmbeddingSize = 4 },
             "PerLayer" => llama with { LayerHeadCounts = [2, 1] },
+            "SlidingRope" => llama with { SlidingRopeTheta = 10000 },
+            "NoRope" => llama with { NoRopeLayers = [.. Enumerable.Range(0, llama.LayerCount).Select(l => l == 0)] },
             _ => throw new ArgumentException(choice),
         };
         var error = Assert.Throws<SlmKitException>(() => new TrainableDecoder<float>(config, 1, 1));
