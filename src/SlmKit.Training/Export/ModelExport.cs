@@ -271,6 +271,7 @@ public static class ModelExport
         Compare("NormHasBias", a.NormHasBias, b.NormHasBias);
         Compare("NormEpsilon", a.NormEpsilon, b.NormEpsilon);
         Compare("PostNorms", a.PostNorms, b.PostNorms);
+        Compare("PreNorms", a.PreNorms, b.PreNorms);
         Compare("EmbeddingNorm", a.EmbeddingNorm, b.EmbeddingNorm);
         Compare("PostLayerNorm", a.PostLayerNorm, b.PostLayerNorm);
         Compare("FinalNorm", a.FinalNorm, b.FinalNorm);
@@ -279,6 +280,7 @@ public static class ModelExport
         Compare("QkvBias", a.QkvBias, b.QkvBias);
         Compare("AttentionOutputBias", a.AttentionOutputBias, b.AttentionOutputBias);
         Compare("QkNorm", a.QkNorm, b.QkNorm);
+        Compare("QkNormAcrossHeads", a.QkNormAcrossHeads, b.QkNormAcrossHeads);
         Compare("AttentionScale", a.ResolvedAttentionScale, b.ResolvedAttentionScale);
         Compare("AttentionSoftCap", a.AttentionSoftCap, b.AttentionSoftCap);
         Compare("ClipQkv", a.ClipQkv, b.ClipQkv);

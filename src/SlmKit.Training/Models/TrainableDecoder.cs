@@ -140,6 +140,7 @@ public sealed class TrainableDecoder<T> where T : unmanaged, IFloatingPointIeee7
 
         Refuse(!config.NormHasWeight, "NormHasWeight = false (parameter-free norms)");
         Refuse(config.Norm == NormKind.RmsNorm && config.NormHasBias, "NormHasBias = true with RmsNorm");
+        Refuse(!config.PreNorms, "PreNorms = false (OLMo 2's reordered norms)");
         Refuse(config.PostNorms, "PostNorms = true (Gemma 2 post-branch norms)");
         Refuse(config.EmbeddingNorm, "EmbeddingNorm = true");
         Refuse(config.PostLayerNorm, "PostLayerNorm = true (post-norm blocks)");

@@ -80,6 +80,12 @@ public sealed record DecoderConfig
     /// <summary>Gemma 2: RMSNorm after the attention and after the MLP, before each joins the residual.</summary>
     public bool PostNorms { get; init; }
 
+    /// <summary>
+    /// False for OLMo 2's reordered norms: the branches read the residual stream itself and only their outputs are
+    /// normalised (<see cref="PostNorms"/>), x += norm(Attn(x)); x += norm(MLP(x)).
+    /// </summary>
+    public bool PreNorms { get; init; } = true;
+
     /// <summary>BLOOM: LayerNorm on the token embeddings.</summary>
     public bool EmbeddingNorm { get; init; }
 
@@ -103,6 +109,9 @@ public sealed record DecoderConfig
 
     /// <summary>OpenELM: RMSNorm (or StableLM: LayerNorm) of every query and key head before the rotation.</summary>
     public bool QkNorm { get; init; }
+
+    /// <summary>OLMo 2: the q and k norms span the whole projection (all heads, one weight per row) instead of each head.</summary>
+    public bool QkNormAcrossHeads { get; init; }
 
     /// <summary>Multiplies q·k; null means 1/√HeadDim.</summary>
     public float? AttentionScale { get; init; }
@@ -196,6 +205,7 @@ public sealed record DecoderConfig
         Require(ResolvedHeadDim > 0, $"head size must be positive (got {ResolvedHeadDim})");
         Require(EmbeddingSize >= 0, $"embedding size must not be negative (got {EmbeddingSize})");
         Require(!PostLayerNorm || (Residual == ResidualKind.Sequential && !PostNorms), "post-norm blocks need a sequential residual and no extra post-branch norms");
+        Require(PreNorms || (PostNorms && Residual == ResidualKind.Sequential && !PostLayerNorm), "blocks without pre-norms need post-branch norms and a sequential residual");
         Require(PositionOffset >= 0, $"position offset must not be negative (got {PositionOffset})");
         if (Positions == PositionKind.Sinusoidal)
             Require(HiddenSize >= 4, $"sinusoidal positions need a hidden size of at least 4 (got {HiddenSize})");
@@ -232,11 +242,11 @@ public sealed record DecoderConfig
         for (int l = 0; l < LayerCount; l++)
         {
             long q = HeadsOf(l) * headDim, kv = KvHeadsOf(l) * headDim, f = FeedForwardOf(l);
-            total += normSize * (Residual == ResidualKind.ParallelSharedNorm ? 1 : 2) + (PostNorms ? 2 * normSize : 0);
+            total += (PreNorms ? normSize * (Residual == ResidualKind.ParallelSharedNorm ? 1 : 2) : 0) + (PostNorms ? 2 * normSize : 0);
             total += d * (q + 2 * kv) + (QkvBias ? q + 2 * kv : 0);
             total += q * d + (AttentionOutputBias ? d : 0);
             if (QkNorm)
-                total += 2 * headDim * ((NormHasWeight ? 1 : 0) + (NormHasBias && Norm == NormKind.LayerNorm ? 1 : 0));
+                total += (QkNormAcrossHeads ? q + kv : 2 * headDim) * ((NormHasWeight ? 1 : 0) + (NormHasBias && Norm == NormKind.LayerNorm ? 1 : 0));
             total += (GatedFeedForward ? 3 : 2) * d * f + (FeedForwardBias ? f + d : 0);
         }
         return total;

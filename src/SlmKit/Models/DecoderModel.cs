@@ -263,7 +263,7 @@ public sealed class DecoderModel : LanguageModel
                 s.X.AsSpan(0, n * d).CopyTo(s.Normed);
                 Attention(l, layer, shared, n);
                 AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
-                NormRows(s.X, layer.AttentionNorm, n, s.X);
+                NormRows(s.X, layer.AttentionNorm!, n, s.X);
                 s.X.AsSpan(0, n * d).CopyTo(s.Normed);
                 FeedForward(l, layer, n);
                 AddScaled(s.X, s.FedForward, n * d, c.ResidualScale);
@@ -279,7 +279,7 @@ public sealed class DecoderModel : LanguageModel
             {
                 case ResidualKind.Sequential:
                     AddScaled(s.X, s.Attended, n * d, c.ResidualScale);
-                    NormRows(s.X, layer.FeedForwardNorm!, n, s.Normed);
+                    NormRows(s.X, layer.FeedForwardNorm, n, s.Normed);
                     FeedForward(l, layer, n);
                     break;
                 case ResidualKind.ParallelSharedNorm:
@@ -374,7 +374,15 @@ public sealed class DecoderModel : LanguageModel
             TensorPrimitives.Clamp(s.K.AsSpan(0, n * kv), -c.ClipQkv, c.ClipQkv, s.K.AsSpan(0, n * kv));
             TensorPrimitives.Clamp(s.V.AsSpan(0, n * kv), -c.ClipQkv, c.ClipQkv, s.V.AsSpan(0, n * kv));
         }
-        if (layer.QueryNorm is { } queryNorm)
+        if (layer.QueryNorm is { } wholeQueryNorm && c.QkNormAcrossHeads)
+        {
+            for (int t = 0; t < n; t++)
+            {
+                Norm(s.Q.AsSpan(t * q, q), wholeQueryNorm, s.Q.AsSpan(t * q, q));
+                Norm(s.K.AsSpan(t * kv, kv), layer.KeyNorm!, s.K.AsSpan(t * kv, kv));
+            }
+        }
+        else if (layer.QueryNorm is { } queryNorm)
         {
             for (int i = 0; i < n * heads; i++)
                 Norm(s.Q.AsSpan(i * headDim, headDim), queryNorm, s.Q.AsSpan(i * headDim, headDim));
@@ -456,9 +464,15 @@ public sealed class DecoderModel : LanguageModel
         }
     }
 
-    private void NormRows(float[] input, NormWeights norm, int n, float[] output)
+    /// <summary>Each row of <paramref name="input"/> normalised into <paramref name="output"/>; copied where <paramref name="norm"/> is null (no pre-norm).</summary>
+    private void NormRows(float[] input, NormWeights? norm, int n, float[] output)
     {
         int d = _config.HiddenSize;
+        if (norm is null)
+        {
+            input.AsSpan(0, n * d).CopyTo(output);
+            return;
+        }
         for (int t = 0; t < n; t++)
             Norm(input.AsSpan(t * d, d), norm, output.AsSpan(t * d, d));
     }

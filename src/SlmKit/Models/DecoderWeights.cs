@@ -39,7 +39,8 @@ internal sealed record Linear(WeightTensor Weight, float[]? Bias);
 
 internal sealed class DecoderLayer
 {
-    public required NormWeights AttentionNorm { get; init; }
+    /// <summary>Null where the blocks have no pre-norms (<see cref="DecoderConfig.PreNorms"/>).</summary>
+    public NormWeights? AttentionNorm { get; init; }
     public NormWeights? FeedForwardNorm { get; init; }
     public NormWeights? PostAttentionNorm { get; init; }
     public NormWeights? PostFeedForwardNorm { get; init; }
@@ -121,16 +122,16 @@ internal sealed class DecoderWeights
             bool fusedGateUp = c.GatedFeedForward && !Has("ffn_gate", l);
             layers[l] = new DecoderLayer
             {
-                AttentionNorm = Norm("attn_norm", l),
+                AttentionNorm = c.PreNorms ? Norm("attn_norm", l) : null,
                 Qkv = fusedQkv ? Project("attn_qkv", l, q + 2 * kv, d, c.QkvBias) : null,
                 Query = fusedQkv ? null : Project("attn_q", l, q, d, c.QkvBias),
                 Key = fusedQkv ? null : Project("attn_k", l, kv, d, c.QkvBias),
                 Value = fusedQkv ? null : Project("attn_v", l, kv, d, c.QkvBias),
-                QueryNorm = c.QkNorm ? Norm("attn_q_norm", l, headDim) : null,
-                KeyNorm = c.QkNorm ? Norm("attn_k_norm", l, headDim) : null,
+                QueryNorm = c.QkNorm ? Norm("attn_q_norm", l, c.QkNormAcrossHeads ? q : headDim) : null,
+                KeyNorm = c.QkNorm ? Norm("attn_k_norm", l, c.QkNormAcrossHeads ? kv : headDim) : null,
                 Output = Project("attn_output", l, d, q, c.AttentionOutputBias),
                 PostAttentionNorm = c.PostNorms ? Norm("post_attention_norm", l) : null,
-                FeedForwardNorm = c.Residual == ResidualKind.ParallelSharedNorm ? null : Norm("ffn_norm", l),
+                FeedForwardNorm = c.Residual == ResidualKind.ParallelSharedNorm || !c.PreNorms ? null : Norm("ffn_norm", l),
                 Gate = c.GatedFeedForward && !fusedGateUp ? Project("ffn_gate", l, f, d, c.FeedForwardBias) : null,
                 Up = Project("ffn_up", l, fusedGateUp ? 2 * f : f, d, c.FeedForwardBias),
                 FusedGateUp = fusedGateUp,

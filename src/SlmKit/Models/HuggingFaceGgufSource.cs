@@ -47,6 +47,7 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         ["phi3"] = (false, ActivationKind.Silu),
         ["stablelm"] = (false, ActivationKind.Silu),
         ["olmo"] = (true, ActivationKind.Silu),
+        ["olmo2"] = (false, ActivationKind.Silu),
         ["minicpm"] = (true, ActivationKind.Silu),
         ["nemotron"] = (false, ActivationKind.SquaredRelu),
         ["phi2"] = (false, ActivationKind.GeluTanh),
@@ -172,6 +173,9 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
             // holding one would be refused there ("wrong number of tensors").
             if (architecture is "gemma" or "gemma2" or "gemma3" && huggingFaceNames.TryGetValue("output.weight", out string? head))
                 throw new ModelFileException(folder, $"tensor '{head}': a {architecture} checkpoint converts only with its head tied to the embeddings");
+            // llama.cpp's olmo2 loads only with an output matrix of its own.
+            if (architecture == "olmo2" && !huggingFaceNames.ContainsKey("output.weight"))
+                throw new ModelFileException(folder, "an olmo2 checkpoint converts only with a head of its own (llama.cpp's olmo2 requires output.weight)");
             if (architecture == "qwen2")
             {
                 // llama.cpp's qwen2 graph requires the q/k/v biases; a folder without them is not a Qwen2 checkpoint.

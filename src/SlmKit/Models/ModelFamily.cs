@@ -35,7 +35,7 @@ public abstract class ModelFamily
     public static IReadOnlyList<ModelFamily> All { get; } =
     [
         Llama.Family, Qwen2.Family, Qwen3.Family, Gemma.Family, Gemma2.Family, Gemma3.Family, Phi2.Family, Phi3.Family, SmolLm3.Family, StableLm.Family,
-        GptNeoX.Family, Gpt2.Family, Olmo.Family, OpenElm.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
+        GptNeoX.Family, Gpt2.Family, Olmo.Family, Olmo2.Family, OpenElm.Family, MiniCpm.Family, Nemotron.Family, Bloom.Family, Qwen.Family,
         Opt.Family, GptNeo.Family, Xglm.Family,
     ];
 

@@ -44,6 +44,9 @@ public sealed class FamilyOracleTests : IDisposable
         new("gpt2", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 81) { Context = 128 },
         new("olmo", "clip-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 91) { ClipQkv = 0.6f },
         new("olmo", "untied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 92),
+        new("olmo2", "gqa-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 93) { RopeTheta = 500000f },
+        // llama.cpp's olmo2 requires a head of its own (OLMo 2 checkpoints are untied).
+        new("olmo2", "mha-f16", Dim: 96, Layers: 2, Heads: 6, KvHeads: 6, HeadDim: 16, Ffn: 192, Vocab: 300, Tied: false, Type: GgmlType.F16, Seed: 94),
         new("minicpm", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 101),
         new("nemotron", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 256, Vocab: 300, Tied: false, Type: GgmlType.F32, Seed: 111) { RotaryDim = 8 },
         // Heads 2, 4, 4 and KV heads 1, 2, 2 are what qkv_multipliers (0.5, 1.0) with 2 GQA groups give for 3 layers of 64.

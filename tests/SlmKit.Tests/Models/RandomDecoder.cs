@@ -45,6 +45,12 @@ public sealed record FamilyTraits
     /// <summary>RMSNorm (weight only) of every query and key head, stored as attn_q_norm / attn_k_norm of head size.</summary>
     public bool QkNorm { get; init; }
 
+    /// <summary>OLMo 2: q and k norms over the whole projection rather than per head.</summary>
+    public bool QkNormAcrossHeads { get; init; }
+
+    /// <summary>False for OLMo 2: no norm before either branch.</summary>
+    public bool PreNorms { get; init; } = true;
+
     /// <summary>The GGUF holds ffn_gate and ffn_up; the Hugging Face checkpoint one matrix with the gate rows first.</summary>
     public bool HfFusedGateUp { get; init; }
 }
@@ -146,7 +152,8 @@ public sealed class RandomDecoder
         for (int l = 0; l < spec.Layers; l++)
         {
             int q = spec.HeadsOf(l) * spec.HeadDim, kv = spec.KvHeadsOf(l) * spec.HeadDim, f = spec.FfnOf(l);
-            Norm("attn_norm", l);
+            if (t.PreNorms)
+                Norm("attn_norm", l);
             if (t.FusedQkv)
                 Linear("attn_qkv", l, q + 2 * kv, d, qkvBias);
             else
@@ -157,13 +164,14 @@ public sealed class RandomDecoder
             }
             if (t.QkNorm)
             {
-                Add("attn_q_norm", l, "weight", [spec.HeadDim], Uniform(spec.HeadDim, 0.2, 1.0));
-                Add("attn_k_norm", l, "weight", [spec.HeadDim], Uniform(spec.HeadDim, 0.2, 1.0));
+                int qn = t.QkNormAcrossHeads ? q : spec.HeadDim, kn = t.QkNormAcrossHeads ? kv : spec.HeadDim;
+                Add("attn_q_norm", l, "weight", [qn], Uniform(qn, 0.2, 1.0));
+                Add("attn_k_norm", l, "weight", [kn], Uniform(kn, 0.2, 1.0));
             }
             Linear("attn_output", l, d, q, outBias);
             if (t.PostNorms)
                 Norm("post_attention_norm", l);
-            if (!(t.SharedNorm || (t.Family == "stablelm" && spec.Parallel)))
+            if (t.PreNorms && !(t.SharedNorm || (t.Family == "stablelm" && spec.Parallel)))
                 Norm("ffn_norm", l);
             if (t.Gated && !t.FusedGateUp)
                 Linear("ffn_gate", l, f, d, t.FfnBias);
@@ -223,6 +231,7 @@ public sealed class RandomDecoder
             Gated = false, FfnBias = true, LearnedPositions = true, Rope = false, HfTransposed = true,
         },
         "olmo" => new() { Family = "olmo", Arch = "olmo", Rms = false, NormWeight = false, PermuteQk = true },
+        "olmo2" => new() { Family = "olmo2", Arch = "olmo2", PostNorms = true, QkNorm = true, QkNormAcrossHeads = true, PreNorms = false },
         "minicpm" => new() { Family = "minicpm", Arch = "minicpm", PermuteQk = true },
         "nemotron" => new() { Family = "nemotron", Arch = "nemotron", Rms = false, NormBias = true, Gated = false, NormOffset = true },
         "openelm" => new() { Family = "openelm", Arch = "openelm", FusedQkv = true, AlwaysTied = true, QkNorm = true, HfFusedGateUp = true },
@@ -409,6 +418,7 @@ public sealed class RandomDecoder
             "stablelm" => $$"""{"architectures": ["StableLmForCausalLM"], "model_type": "stablelm", "layer_norm_eps": 1e-05, "hidden_act": "silu", "partial_rotary_factor": {{F(partial)}}, "use_qkv_bias": {{B(s.Biases)}}, "use_parallel_residual": {{B(s.Parallel)}}, "qk_layernorm": false, {{llamaLike}} }""",
             "gptneox" => $$"""{"architectures": ["GPTNeoXForCausalLM"], "model_type": "gpt_neox", "layer_norm_eps": 1e-05, "hidden_act": "gelu_new", "rotary_pct": {{F(partial)}}, "rotary_emb_base": {{F(s.RopeTheta)}}, "use_parallel_residual": {{B(s.Parallel)}}, "attention_bias": true, {{llamaLike}} }""",
             "gpt2" => $$"""{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2", "n_embd": {{s.Dim}}, "n_layer": {{s.Layers}}, "n_head": {{s.Heads}}, "n_inner": {{s.Ffn}}, "n_positions": {{s.Context}}, "n_ctx": {{s.Context}}, "vocab_size": {{s.Vocab}}, "layer_norm_epsilon": 1e-05, "activation_function": "gelu_new", "torch_dtype": "{{dtype}}" }""",
+            "olmo2" => $$"""{"architectures": ["Olmo2ForCausalLM"], "model_type": "olmo2", "rms_norm_eps": 1e-05, "hidden_act": "silu", "attention_bias": false, {{llamaLike}} }""",
             "olmo" => $$"""{"architectures": ["OlmoForCausalLM"], "model_type": "olmo", "hidden_act": "silu", "clip_qkv": {{(s.ClipQkv > 0 ? F(s.ClipQkv) : "null")}}, {{llamaLike}} }""",
             "minicpm" => $$"""{"architectures": ["MiniCPMForCausalLM"], "model_type": "minicpm", "rms_norm_eps": 1e-05, "hidden_act": "silu", "scale_emb": 12, "dim_model_base": 32, "scale_depth": 1.4, {{llamaLike}} }""",
             "nemotron" => $$"""{"architectures": ["NemotronForCausalLM"], "model_type": "nemotron", "head_dim": {{s.HeadDim}}, "norm_eps": 1e-05, "hidden_act": "relu2", "partial_rotary_factor": {{F(partial)}}, "attention_bias": {{B(s.Biases)}}, "mlp_bias": false, {{llamaLike}} }""",

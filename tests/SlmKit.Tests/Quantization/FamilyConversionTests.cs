@@ -35,6 +35,7 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
         new("stablelm", "sequential-qkvbias-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F32, Seed: 205) { RotaryDim = 4, Parallel = false, Biases = true },
         new("stablelm", "parallel-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F16, Seed: 206) { RotaryDim = 8, Parallel = true },
         new("olmo", "clip-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 207) { ClipQkv = 0.6f },
+        new("olmo2", "gqa-f16", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: false, Type: GgmlType.F16, Seed: 217) { RopeTheta = 500000f },
         new("minicpm", "tied-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 208),
         new("nemotron", "partial-f32", Dim: 64, Layers: 2, Heads: 4, KvHeads: 2, HeadDim: 16, Ffn: 256, Vocab: Vocab, Tied: false, Type: GgmlType.F32, Seed: 209) { RotaryDim = 8 },
         new("phi2", "partial-f16", Dim: 128, Layers: 2, Heads: 4, KvHeads: 4, HeadDim: 32, Ffn: 256, Vocab: Vocab, Tied: false, Type: GgmlType.F16, Seed: 210) { RotaryDim = 12 },
@@ -115,6 +116,13 @@ public sealed class FamilyConversionTests(ITestOutputHelper output) : IDisposabl
         int third = text.IndexOf("\"sliding_attention\"", text.IndexOf("\"sliding_attention\"", text.IndexOf("\"sliding_attention\"") + 1) + 1);
         File.WriteAllText(config, text[..third] + "\"full_attention\"" + text[(third + "\"sliding_attention\"".Length)..]);
         AssertConversionRefused(folder, "layer 2 is global");
+    }
+
+    [Fact]
+    public void A_tied_olmo2_folder_is_refused_as_llama_cpp_needs_its_head()
+    {
+        var spec = new RandomDecoderSpec("olmo2", "tied", Dim: 64, Layers: 1, Heads: 4, KvHeads: 4, HeadDim: 16, Ffn: 160, Vocab: Vocab, Tied: true, Type: GgmlType.F32, Seed: 224);
+        AssertConversionRefused(Folder(spec), "requires output.weight");
     }
 
     [Fact]

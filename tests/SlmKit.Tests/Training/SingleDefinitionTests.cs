@@ -220,6 +220,7 @@ public sealed class SingleDefinitionTests(ExportTokenizerFixture fixture, ITestO
         { "PerLayer", "LayerHeadCounts" },
         { "SlidingRope", "SlidingRopeTheta" },
         { "NoRope", "NoRopeLayers" },
+        { "NoPreNorms", "PreNorms" },
     };
 
     [Theory]
@@ -251,6 +252,7 @@ public sealed class SingleDefinitionTests(ExportTokenizerFixture fixture, ITestO
             "PerLayer" => llama with { LayerHeadCounts = [2, 1] },
             "SlidingRope" => llama with { SlidingRopeTheta = 10000 },
             "NoRope" => llama with { NoRopeLayers = [.. Enumerable.Range(0, llama.LayerCount).Select(l => l == 0)] },
+            "NoPreNorms" => llama with { PreNorms = false, PostNorms = true },
             _ => throw new ArgumentException(choice),
         };
         var error = Assert.Throws<SlmKitException>(() => new TrainableDecoder<float>(config, 1, 1));
