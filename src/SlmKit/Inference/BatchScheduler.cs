@@ -94,7 +94,7 @@ public sealed class BatchScheduler : IDisposable
     private readonly object _lock = new();
     private readonly LinkedList<Sequence> _waiting = new();
     private readonly List<Sequence> _active = [];
-    private readonly Stack<KvCache> _freeCaches = new();
+    private readonly Stack<SequenceState> _freeCaches = new();
     private readonly ManualResetEventSlim _wake = new(false);
     private readonly Thread _thread;
     private readonly Queue<(long Ticks, int Tokens)> _recent = new();
@@ -178,7 +178,7 @@ public sealed class BatchScheduler : IDisposable
 
     private void Run()
     {
-        var caches = new List<KvCache>(_options.Parallel);
+        var caches = new List<SequenceState>(_options.Parallel);
         var stepping = new List<Sequence>(_options.Parallel);
         var tokens = new int[_options.Parallel];
         var logits = new float[_options.Parallel * _model.VocabSize];
@@ -467,7 +467,7 @@ public sealed class BatchScheduler : IDisposable
         public HashSet<int> EndIds { get; }
         public float[] Logits { get; }
         public float[]? LogprobScratch;
-        public KvCache? Cache;
+        public SequenceState? Cache;
         public int Generated;
         public Channel<GeneratedPiece> Channel { get; } = System.Threading.Channels.Channel.CreateUnbounded<GeneratedPiece>(new UnboundedChannelOptions { SingleWriter = true, SingleReader = true });
         public TaskCompletionSource<GenerationResult> Result { get; } = new(TaskCreationOptions.RunContinuationsAsynchronously);

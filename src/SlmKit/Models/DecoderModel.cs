@@ -85,27 +85,20 @@ public sealed class DecoderModel : LanguageModel
 
     public DecoderConfig Config => _config;
 
-    public override KvCache CreateCache(int contextSize)
+    public override SequenceState CreateCache(int contextSize)
     {
         if (_config.Positions == PositionKind.Learned && contextSize > _config.ContextLength)
             throw new SlmKitException($"context size {contextSize} exceeds the {_config.ContextLength} learned positions of this model");
-        return new(_config.LayerCount, contextSize, _maxKvHeads, _config.ResolvedHeadDim);
+        return new KvCache(_config.LayerCount, contextSize, _maxKvHeads, _config.ResolvedHeadDim);
     }
 
-    public override void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
+    public override void Forward(SequenceState state, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions)
     {
         int vocab = _config.VocabSize;
-        if (tokens.IsEmpty)
-            throw new ArgumentException("at least one token is needed", nameof(tokens));
-        if (cache.Length + tokens.Length > cache.Capacity)
-            throw new SlmKitException($"the context is full: {cache.Length} + {tokens.Length} tokens exceed the context size {cache.Capacity}");
+        var cache = OwnCache(state);
+        CheckFeed(cache, tokens);
         if (logits.Length < (allPositions ? tokens.Length * vocab : vocab))
             throw new ArgumentException("logits buffer too small", nameof(logits));
-        foreach (int token in tokens)
-        {
-            if ((uint)token >= (uint)vocab)
-                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
-        }
 
         lock (_forwardLock)
         {
@@ -125,20 +118,13 @@ public sealed class DecoderModel : LanguageModel
     /// Feeds tokens like <see cref="Forward"/> and writes each token's final hidden state (tokens × hidden): after the
     /// final norm where the model has one, before any output projection to the embedding width.
     /// </summary>
-    public override void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden)
+    public override void ForwardHidden(SequenceState state, ReadOnlySpan<int> tokens, Span<float> hidden)
     {
-        int d = _config.HiddenSize, vocab = _config.VocabSize;
-        if (tokens.IsEmpty)
-            throw new ArgumentException("at least one token is needed", nameof(tokens));
-        if (cache.Length + tokens.Length > cache.Capacity)
-            throw new SlmKitException($"the context is full: {cache.Length} + {tokens.Length} tokens exceed the context size {cache.Capacity}");
+        int d = _config.HiddenSize;
+        var cache = OwnCache(state);
+        CheckFeed(cache, tokens);
         if (hidden.Length < tokens.Length * d)
             throw new ArgumentException("hidden-state buffer too small", nameof(hidden));
-        foreach (int token in tokens)
-        {
-            if ((uint)token >= (uint)vocab)
-                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
-        }
         lock (_forwardLock)
         {
             for (int start = 0; start < tokens.Length; start += DecoderScratch.MaxBatch)
@@ -153,7 +139,7 @@ public sealed class DecoderModel : LanguageModel
     /// One decoding step for several sequences at once (continuous batching): every weight matrix is read once for
     /// all of them, as in a prefill of that many tokens; only attention runs per sequence, against its own cache.
     /// </summary>
-    public override void ForwardBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    public override void ForwardBatch(IReadOnlyList<SequenceState> caches, ReadOnlySpan<int> tokens, Span<float> logits)
     {
         ArgumentNullException.ThrowIfNull(caches);
         int vocab = _config.VocabSize;
@@ -182,7 +168,7 @@ public sealed class DecoderModel : LanguageModel
                 int count = Math.Min(DecoderScratch.MaxBatch, tokens.Length - first);
                 for (int t = 0; t < count; t++)
                 {
-                    s.RowCaches[t] = caches[first + t];
+                    s.RowCaches[t] = OwnCache(caches[first + t]);
                     s.RowPositions[t] = caches[first + t].Length;
                 }
                 ForwardRows(null, tokens.Slice(first, count), logits.Slice(first * vocab, count * vocab), allPositions: true, wantLogits: true, default);
@@ -194,6 +180,10 @@ public sealed class DecoderModel : LanguageModel
             }
         }
     }
+
+    /// <summary>The key/value cache a state of this model is; a state made by another kind of model is refused.</summary>
+    private static KvCache OwnCache(SequenceState state) =>
+        state as KvCache ?? throw new ArgumentException($"a {state.GetType().Name} is not a transformer's cache; make states with this model's CreateCache", nameof(state));
 
     private void ForwardBatch(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions, bool wantLogits, Span<float> hidden = default)
     {

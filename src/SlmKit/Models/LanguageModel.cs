@@ -18,8 +18,9 @@ public sealed record ModelInfo(
     string SourceFormat);
 
 /// <summary>
-/// A decoder-only language model: tokens in, next-token logits out. Each family (Llama, Qwen2, …) derives from
-/// this and builds its forward pass from shared building blocks.
+/// A causal language model: tokens in, next-token logits out. The transformer families share
+/// <see cref="DecoderModel"/>; state-space models (<see cref="MambaModel"/>) carry a recurrent state instead of a
+/// key/value cache.
 /// </summary>
 public abstract class LanguageModel : IDisposable
 {
@@ -27,15 +28,15 @@ public abstract class LanguageModel : IDisposable
 
     public int VocabSize => Info.VocabSize;
 
-    /// <summary>A fresh, empty cache for one sequence of up to <paramref name="contextSize"/> positions.</summary>
-    public abstract KvCache CreateCache(int contextSize);
+    /// <summary>A fresh, empty state (cache) for one sequence of up to <paramref name="contextSize"/> positions.</summary>
+    public abstract SequenceState CreateCache(int contextSize);
 
     /// <summary>
     /// Feeds <paramref name="tokens"/> at positions cache.Length… and advances the cache. Writes the logits of the
     /// last token (<paramref name="allPositions"/> false: VocabSize floats) or of every token
     /// (tokens.Length × VocabSize floats) into <paramref name="logits"/>.
     /// </summary>
-    public abstract void Forward(KvCache cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions);
+    public abstract void Forward(SequenceState cache, ReadOnlySpan<int> tokens, Span<float> logits, bool allPositions);
 
     /// <summary>
     /// One decoding step for several independent sequences: feeds <paramref name="tokens"/>[i] to
@@ -44,7 +45,7 @@ public abstract class LanguageModel : IDisposable
     /// as a <see cref="Forward"/> of that one token. This default runs the sequences one after another; families
     /// override it to share each weight read across the batch.
     /// </summary>
-    public virtual void ForwardBatch(IReadOnlyList<KvCache> caches, ReadOnlySpan<int> tokens, Span<float> logits)
+    public virtual void ForwardBatch(IReadOnlyList<SequenceState> caches, ReadOnlySpan<int> tokens, Span<float> logits)
     {
         ArgumentNullException.ThrowIfNull(caches);
         int vocab = VocabSize;
@@ -64,8 +65,23 @@ public abstract class LanguageModel : IDisposable
     /// the last normalization, before the output head) into <paramref name="hidden"/>: tokens.Length × HiddenSize floats.
     /// Used for embeddings.
     /// </summary>
-    public virtual void ForwardHidden(KvCache cache, ReadOnlySpan<int> tokens, Span<float> hidden) =>
+    public virtual void ForwardHidden(SequenceState cache, ReadOnlySpan<int> tokens, Span<float> hidden) =>
         throw new NotSupportedException($"{Info.Architecture} models do not expose hidden states yet");
+
+    /// <summary>Refuses an empty feed, one that overflows <paramref name="state"/>, or a token outside the vocabulary.</summary>
+    protected void CheckFeed(SequenceState state, ReadOnlySpan<int> tokens)
+    {
+        int vocab = VocabSize;
+        if (tokens.IsEmpty)
+            throw new ArgumentException("at least one token is needed", nameof(tokens));
+        if (state.Length + tokens.Length > state.Capacity)
+            throw new SlmKitException($"the context is full: {state.Length} + {tokens.Length} tokens exceed the context size {state.Capacity}");
+        foreach (int token in tokens)
+        {
+            if ((uint)token >= (uint)vocab)
+                throw new SlmKitException($"token id {token} is outside the vocabulary (0..{vocab - 1})");
+        }
+    }
 
     public virtual void Dispose()
     {

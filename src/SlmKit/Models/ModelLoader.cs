@@ -24,8 +24,12 @@ public static class ModelLoader
     /// </summary>
     public static IReadOnlyList<string> SupportedArchitectures { get; } = ModelFamily.All
         .SelectMany(f => f.GgufArchitectures.Concat(f.HuggingFaceModelTypes))
+        .Append(MambaArchitecture)
         .Distinct(StringComparer.Ordinal)
         .ToArray();
+
+    /// <summary>The state-space architecture (GGUF <c>general.architecture</c> and Hugging Face <c>model_type</c>), run by <see cref="MambaModel"/>.</summary>
+    private const string MambaArchitecture = "mamba";
 
     /// <summary>Tells the format from the path: a folder is Hugging Face, "GGUF" magic is GGUF, anything else llama2.c.</summary>
     public static ModelFormat DetectFormat(string path)
@@ -64,6 +68,8 @@ public static class ModelLoader
         try
         {
             string architecture = file.Architecture ?? throw new ModelFileException(file.SourcePath, "metadata key 'general.architecture' is missing");
+            if (architecture == MambaArchitecture)
+                return MambaModel.FromGguf(file, pool);
             var family = ModelFamily.ForGgufArchitecture(architecture) ?? throw Unsupported(file.SourcePath, architecture);
             var config = family.FromGguf(file);
             return new DecoderModel(file, config, TensorLayout.Gguf, family.Name, architecture, "gguf", pool);
@@ -89,6 +95,19 @@ public static class ModelLoader
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var config = HuggingFaceConfig.Load(configPath);
+        if (config.ModelType == MambaArchitecture)
+        {
+            var mambaWeights = SafeTensorsModel.Open(folder);
+            try
+            {
+                return MambaModel.FromHuggingFace(mambaWeights, config, pool);
+            }
+            catch
+            {
+                mambaWeights.Dispose();
+                throw;
+            }
+        }
         var family = FamilyOf(config);
         var decoder = family.FromHuggingFace(config);
         var weights = SafeTensorsModel.Open(folder);
@@ -107,6 +126,8 @@ public static class ModelLoader
     public static ModelFamily FamilyOf(HuggingFaceConfig config)
     {
         string modelType = config.ModelType ?? throw new ModelFileException(config.SourcePath, "field 'model_type' is missing");
+        if (modelType == MambaArchitecture)
+            throw new ModelFileException(config.SourcePath, "model_type 'mamba' is a state-space model: SlmKit runs it, but does not yet convert, quantize from a folder or train it");
         return ModelFamily.ForHuggingFaceModelType(modelType) ?? throw Unsupported(config.SourcePath, modelType);
     }
 

@@ -1,8 +1,29 @@
 namespace SlmKit.Models;
 
 /// <summary>
-/// What a model remembers of one sequence: the key/value cache of every layer and how many positions it holds.
-/// One state per concurrent sequence; a state is not thread-safe.
+/// What a model remembers of one sequence, and how many positions it has seen: a transformer's key/value cache
+/// (<see cref="KvCache"/>) or a state-space model's recurrent state (<see cref="MambaState"/>). Made by the model's
+/// <see cref="LanguageModel.CreateCache"/>; one per concurrent sequence; not thread-safe. Setting <see cref="Length"/>
+/// to 0 starts a new sequence in the same memory.
+/// </summary>
+public abstract class SequenceState
+{
+    protected SequenceState(int capacity)
+    {
+        if (capacity <= 0)
+            throw new SlmKitException($"context size must be positive (got {capacity})");
+        Capacity = capacity;
+    }
+
+    /// <summary>Maximum number of positions.</summary>
+    public int Capacity { get; }
+
+    /// <summary>Positions filled so far; the next token goes at this position.</summary>
+    public int Length { get; set; }
+}
+
+/// <summary>
+/// A transformer's memory of one sequence: the key/value cache of every layer.
 /// </summary>
 /// <remarks>
 /// Each layer's keys (and values) are laid out head by head, [KvHeads, Capacity, HeadDim]: attention reads one KV
@@ -10,16 +31,13 @@ namespace SlmKit.Models;
 /// 256 of every 768 bytes (SmolLM-135M); SmolLM-135M Q8_0 decode after a 1024-token prompt went 124 → 143 tok/s with
 /// this layout (alternating runs).
 /// </remarks>
-public sealed class KvCache
+public sealed class KvCache : SequenceState
 {
     private readonly float[][] _keys;
     private readonly float[][] _values;
 
-    public KvCache(int layerCount, int capacity, int kvHeads, int headDim)
+    public KvCache(int layerCount, int capacity, int kvHeads, int headDim) : base(capacity)
     {
-        if (capacity <= 0)
-            throw new SlmKitException($"context size must be positive (got {capacity})");
-        Capacity = capacity;
         KvHeads = kvHeads;
         HeadDim = headDim;
         _keys = new float[layerCount][];
@@ -31,9 +49,6 @@ public sealed class KvCache
         }
     }
 
-    /// <summary>Maximum number of positions.</summary>
-    public int Capacity { get; }
-
     /// <summary>KV heads held per layer (the most of any layer).</summary>
     public int KvHeads { get; }
 
@@ -42,9 +57,6 @@ public sealed class KvCache
 
     /// <summary>Floats from one KV head's keys (or values) to the next head's: Capacity × HeadDim.</summary>
     public int HeadStride => Capacity * HeadDim;
-
-    /// <summary>Positions filled so far; the next token goes at this position.</summary>
-    public int Length { get; set; }
 
     /// <summary>Keys of <paramref name="layer"/>, [KvHeads, Capacity, HeadDim] row-major.</summary>
     public float[] Keys(int layer) => _keys[layer];

@@ -87,6 +87,27 @@ internal sealed class WeightBinder : IDisposable
         _owned.Clear();
     }
 
+    /// <summary>
+    /// A small [rows, cols] table of values, widened to F32 (Mamba's A and convolution weights); also accepted as
+    /// [rows, 1, cols], the shape a depthwise Conv1d weight has in a PyTorch checkpoint.
+    /// </summary>
+    public float[] Table(string name, int rows, int cols)
+    {
+        var tensor = Require(name);
+        long[] dims = tensor.Dimensions;
+        bool shaped = (dims.Length == 2 && dims[0] == rows && dims[1] == cols) || (dims.Length == 3 && dims[0] == rows && dims[1] == 1 && dims[2] == cols);
+        if (!shaped)
+            throw new ModelFileException(_source.SourcePath, $"tensor '{name}' has shape {tensor.ShapeText}, but the config implies [{rows}, {cols}]");
+        if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
+            throw new ModelFileException(_source.SourcePath, $"tensor '{name}' is {tensor.Type}; expected F32, F16 or BF16");
+        var values = new float[rows * cols];
+        unsafe
+        {
+            MatMul.WidenRow(tensor.Data, tensor.Type, rows * cols, 0, values);
+        }
+        return values;
+    }
+
     /// <summary>A vector of <paramref name="length"/> values, widened to F32; configuration stored as a tensor is not counted as parameters.</summary>
     public float[] Vector(string name, int length, bool countAsParameters = true)
     {

@@ -198,7 +198,7 @@ public sealed class PublishedConfigTests : IDisposable
 
     [Theory]
     [InlineData("rwkv", "RWKV/rwkv-4-169m-pile")]
-    [InlineData("mamba", "state-spaces/mamba-130m-hf")]
+    [InlineData("mamba2", "state-spaces/mamba2-130m")]
     [InlineData("jamba", "ai21labs/Jamba-tiny-dev")]
     public void An_unsupported_model_type_is_refused_with_the_supported_list(string modelType, string checkpoint)
     {
@@ -214,13 +214,14 @@ public sealed class PublishedConfigTests : IDisposable
     [Fact]
     public void An_unsupported_gguf_architecture_is_refused_with_the_supported_list()
     {
-        string path = Path.Combine(_folder, "mamba.gguf");
+        string path = Path.Combine(_folder, "rwkv6.gguf");
         var writer = new GgufWriter();
-        writer.Set("general.architecture", "mamba");
+        writer.Set("general.architecture", "rwkv6");
         writer.AddTensor("token_embd.weight", [4, 4], new float[16]);
         writer.Write(path);
         var error = Assert.Throws<ModelFileException>(() => ModelLoader.Load(path));
-        Assert.Contains("'mamba' is not supported (supported: llama, qwen2, qwen3, gemma", error.Message, StringComparison.Ordinal);
+        Assert.Contains("'rwkv6' is not supported (supported: llama, qwen2, qwen3, gemma", error.Message, StringComparison.Ordinal);
+        Assert.Contains("mamba", error.Message, StringComparison.Ordinal);
     }
 
     [Theory]
