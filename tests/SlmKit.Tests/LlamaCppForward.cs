@@ -55,6 +55,40 @@ internal static class LlamaCppForward
         }
     }
 
+    /// <summary>
+    /// An encoder-decoder model's logits: <paramref name="input"/> through llama_encode, then every position of
+    /// <paramref name="decoder"/> (which starts with the decoder start token) in one decode, row-major [decoder, vocab].
+    /// </summary>
+    public static float[] EncoderDecoderLogits(string path, int[] input, int[] decoder)
+    {
+        EnsureInitialised();
+        lock (s_lock)
+        {
+            var parameters = Parameters(path, Math.Max(Math.Max(input.Length, decoder.Length), 16));
+            using var weights = LLamaWeights.LoadFromFile(parameters);
+            using var context = weights.CreateContext(parameters);
+            var batch = new LLamaBatch();
+            for (int i = 0; i < input.Length; i++)
+                batch.Add((LLamaToken)input[i], i, LLamaSeqId.Zero, logits: false);
+            if (context.NativeHandle.Encode(batch) != DecodeResult.Ok)
+                throw new InvalidOperationException("llama.cpp encode failed");
+            batch.Clear();
+            for (int i = 0; i < decoder.Length; i++)
+                batch.Add((LLamaToken)decoder[i], i, LLamaSeqId.Zero, logits: true);
+            if (context.NativeHandle.Decode(batch) != DecodeResult.Ok)
+                throw new InvalidOperationException("llama.cpp decode failed");
+            float[] all = [];
+            for (int i = 0; i < decoder.Length; i++)
+            {
+                var row = context.NativeHandle.GetLogitsIth(i);
+                if (all.Length == 0)
+                    all = new float[decoder.Length * row.Length];
+                row.CopyTo(all.AsSpan(i * row.Length, row.Length));
+            }
+            return all;
+        }
+    }
+
     /// <summary>Greedy continuation: feeds the prompt, then the argmax token, one at a time.</summary>
     public static int[] Greedy(string path, int[] prompt, int count)
     {

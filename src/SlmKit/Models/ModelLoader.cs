@@ -25,11 +25,15 @@ public static class ModelLoader
     public static IReadOnlyList<string> SupportedArchitectures { get; } = ModelFamily.All
         .SelectMany(f => f.GgufArchitectures.Concat(f.HuggingFaceModelTypes))
         .Append(MambaArchitecture)
+        .Append(T5Architecture)
         .Distinct(StringComparer.Ordinal)
         .ToArray();
 
     /// <summary>The state-space architecture (GGUF <c>general.architecture</c> and Hugging Face <c>model_type</c>), run by <see cref="MambaModel"/>.</summary>
     private const string MambaArchitecture = "mamba";
+
+    /// <summary>The encoder-decoder architecture (GGUF and Hugging Face), run by <see cref="T5Model"/>.</summary>
+    private const string T5Architecture = "t5";
 
     /// <summary>Tells the format from the path: a folder is Hugging Face, "GGUF" magic is GGUF, anything else llama2.c.</summary>
     public static ModelFormat DetectFormat(string path)
@@ -70,6 +74,8 @@ public static class ModelLoader
             string architecture = file.Architecture ?? throw new ModelFileException(file.SourcePath, "metadata key 'general.architecture' is missing");
             if (architecture == MambaArchitecture)
                 return MambaModel.FromGguf(file, pool);
+            if (architecture == T5Architecture)
+                return T5Model.FromGguf(file, pool);
             var family = ModelFamily.ForGgufArchitecture(architecture) ?? throw Unsupported(file.SourcePath, architecture);
             var config = family.FromGguf(file);
             return new DecoderModel(file, config, TensorLayout.Gguf, family.Name, architecture, "gguf", pool);
@@ -95,16 +101,18 @@ public static class ModelLoader
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var config = HuggingFaceConfig.Load(configPath);
-        if (config.ModelType == MambaArchitecture)
+        if (config.ModelType is MambaArchitecture or T5Architecture)
         {
-            var mambaWeights = SafeTensorsModel.Open(folder);
+            var ownWeights = SafeTensorsModel.Open(folder);
             try
             {
-                return MambaModel.FromHuggingFace(mambaWeights, config, pool);
+                return config.ModelType == MambaArchitecture
+                    ? MambaModel.FromHuggingFace(ownWeights, config, pool)
+                    : T5Model.FromHuggingFace(ownWeights, config, pool);
             }
             catch
             {
-                mambaWeights.Dispose();
+                ownWeights.Dispose();
                 throw;
             }
         }
@@ -128,6 +136,8 @@ public static class ModelLoader
         string modelType = config.ModelType ?? throw new ModelFileException(config.SourcePath, "field 'model_type' is missing");
         if (modelType == MambaArchitecture)
             throw new ModelFileException(config.SourcePath, "model_type 'mamba' is a state-space model: SlmKit runs it, but does not yet convert, quantize from a folder or train it");
+        if (modelType == T5Architecture)
+            throw new ModelFileException(config.SourcePath, "model_type 't5' is an encoder-decoder model: SlmKit runs it, but does not yet convert, quantize from a folder or train it");
         return ModelFamily.ForHuggingFaceModelType(modelType) ?? throw Unsupported(config.SourcePath, modelType);
     }
 
