@@ -25,17 +25,7 @@ public sealed class RandomMamba
     {
         Spec = spec;
         var random = new Random(spec.Seed);
-        bool half = spec.Type == GgmlType.F16;
-        float[] Uniform(int count, double scale, double offset = 0)
-        {
-            var v = new float[count];
-            for (int i = 0; i < count; i++)
-            {
-                float x = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
-                v[i] = half ? (float)(Half)x : x;
-            }
-            return v;
-        }
+        float[] Uniform(int count, double scale, double offset = 0) => RandomLlama.Uniform(random, count, scale, offset, spec.Type == GgmlType.F16);
         void Add(string gguf, string hf, long[] dims, float[] values) => _tensors.Add((gguf, hf, dims, values));
         int d = spec.Dim, di = spec.Inner, ds = spec.State;
         Add("token_embd.weight", "backbone.embeddings.weight", [spec.Vocab, d], Uniform(spec.Vocab * d, 1.0));
@@ -84,15 +74,7 @@ public sealed class RandomMamba
         writer.Set("mamba.ssm.time_step_rank", (uint)s.Rank);
         writer.Set("mamba.attention.layer_norm_rms_epsilon", 1e-5f);
         writer.Set("general.file_type", s.Type == GgmlType.F16 ? 1u : 0u);
-        var (tokens, scores, types) = RandomLlama.SyntheticVocabulary(s.Vocab);
-        writer.Set("tokenizer.ggml.model", "llama");
-        writer.Set("tokenizer.ggml.tokens", tokens);
-        writer.Set("tokenizer.ggml.scores", scores);
-        writer.Set("tokenizer.ggml.token_type", types);
-        writer.Set("tokenizer.ggml.bos_token_id", 1u);
-        writer.Set("tokenizer.ggml.eos_token_id", 2u);
-        writer.Set("tokenizer.ggml.unknown_token_id", 0u);
-        writer.Set("tokenizer.ggml.add_bos_token", true);
+        RandomLlama.SetSyntheticTokenizer(writer, s.Vocab);
         foreach (var (name, _, dims, values) in _tensors)
         {
             // llama.cpp's converter keeps A as −exp(A_log), and the vectors, A and the convolution in F32.

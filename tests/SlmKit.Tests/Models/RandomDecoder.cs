@@ -319,15 +319,7 @@ public sealed class RandomDecoder
                 break;
         }
         writer.Set("general.file_type", s.Type == GgmlType.F16 ? 1u : 0u);
-        var (tokens, scores, types) = RandomLlama.SyntheticVocabulary(s.Vocab);
-        writer.Set("tokenizer.ggml.model", "llama");
-        writer.Set("tokenizer.ggml.tokens", tokens);
-        writer.Set("tokenizer.ggml.scores", scores);
-        writer.Set("tokenizer.ggml.token_type", types);
-        writer.Set("tokenizer.ggml.bos_token_id", 1u);
-        writer.Set("tokenizer.ggml.eos_token_id", 2u);
-        writer.Set("tokenizer.ggml.unknown_token_id", 0u);
-        writer.Set("tokenizer.ggml.add_bos_token", true);
+        RandomLlama.SetSyntheticTokenizer(writer, s.Vocab);
         foreach (var e in _entries)
         {
             float[] values = e.Values;

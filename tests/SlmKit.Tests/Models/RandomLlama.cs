@@ -31,16 +31,7 @@ public sealed class RandomLlama
         int qDim = spec.Heads * spec.HeadDim, kvDim = spec.KvHeads * spec.HeadDim;
 
         // Values are drawn at the storage precision, so the GGUF (F32 norms) and the HF twin (all F16) hold the same numbers.
-        float[] Uniform(int count, double scale, double offset = 0)
-        {
-            var v = new float[count];
-            for (int i = 0; i < count; i++)
-            {
-                float x = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
-                v[i] = spec.Type == GgmlType.F16 ? (float)(Half)x : x;
-            }
-            return v;
-        }
+        float[] Uniform(int count, double scale, double offset = 0) => RandomLlama.Uniform(random, count, scale, offset, spec.Type == GgmlType.F16);
         void Matrix(string name, int rows, int cols) => _tensors[name] = ([rows, cols], Uniform(rows * cols, 1.0 / Math.Sqrt(cols) * 1.5));
         void Norm(string name, int n) => _tensors[name] = ([n], Uniform(n, 0.2, 1.0));
 
@@ -83,15 +74,7 @@ public sealed class RandomLlama
         writer.Set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
         writer.Set("llama.rope.freq_base", s.RopeTheta);
         writer.Set("general.file_type", s.Type == GgmlType.F16 ? 1u : 0u);
-        var (tokens, scores, types) = SyntheticVocabulary(s.Vocab);
-        writer.Set("tokenizer.ggml.model", "llama");
-        writer.Set("tokenizer.ggml.tokens", tokens);
-        writer.Set("tokenizer.ggml.scores", scores);
-        writer.Set("tokenizer.ggml.token_type", types);
-        writer.Set("tokenizer.ggml.bos_token_id", 1u);
-        writer.Set("tokenizer.ggml.eos_token_id", 2u);
-        writer.Set("tokenizer.ggml.unknown_token_id", 0u);
-        writer.Set("tokenizer.ggml.add_bos_token", true);
+        SetSyntheticTokenizer(writer, s.Vocab);
         foreach (var (name, (dims, values)) in _tensors)
             writer.AddTensor(name, dims, values, dims.Length == 1 ? GgmlType.F32 : s.Type);
         writer.Write(path);
@@ -231,6 +214,39 @@ public sealed class RandomLlama
             }
         }
         return hf;
+    }
+
+    /// <summary>
+    /// Sets <see cref="SyntheticVocabulary"/> of <paramref name="size"/> tokens as a GGUF's SentencePiece tokenizer
+    /// (&lt;unk&gt; 0, &lt;s&gt; 1, &lt;/s&gt; 2), which llama.cpp needs to load a test model of any architecture.
+    /// </summary>
+    public static void SetSyntheticTokenizer(GgufWriter writer, int size, bool addBos = true)
+    {
+        var (tokens, scores, types) = SyntheticVocabulary(size);
+        writer.Set("tokenizer.ggml.model", "llama");
+        writer.Set("tokenizer.ggml.tokens", tokens);
+        writer.Set("tokenizer.ggml.scores", scores);
+        writer.Set("tokenizer.ggml.token_type", types);
+        writer.Set("tokenizer.ggml.bos_token_id", 1u);
+        writer.Set("tokenizer.ggml.eos_token_id", 2u);
+        writer.Set("tokenizer.ggml.unknown_token_id", 0u);
+        if (addBos)
+            writer.Set("tokenizer.ggml.add_bos_token", true);
+    }
+
+    /// <summary>
+    /// <paramref name="count"/> values uniform in offset ± scale, drawn from <paramref name="random"/> and rounded to
+    /// F16 where <paramref name="half"/> says, so that a GGUF and its Hugging Face twin hold the same numbers.
+    /// </summary>
+    public static float[] Uniform(Random random, int count, double scale, double offset, bool half)
+    {
+        var values = new float[count];
+        for (int i = 0; i < count; i++)
+        {
+            float x = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
+            values[i] = half ? (float)(Half)x : x;
+        }
+        return values;
     }
 
     /// <summary>

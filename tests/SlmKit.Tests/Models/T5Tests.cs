@@ -25,17 +25,7 @@ public sealed class RandomT5
     {
         Spec = spec;
         var random = new Random(spec.Seed);
-        bool half = spec.Type == GgmlType.F16;
-        float[] Uniform(int count, double scale, double offset = 0)
-        {
-            var v = new float[count];
-            for (int i = 0; i < count; i++)
-            {
-                float x = (float)(offset + (random.NextDouble() * 2 - 1) * scale);
-                v[i] = half ? (float)(Half)x : x;
-            }
-            return v;
-        }
+        float[] Uniform(int count, double scale, double offset = 0) => RandomLlama.Uniform(random, count, scale, offset, spec.Type == GgmlType.F16);
         void Add(string gguf, string hf, long[] dims, float[] values) => _tensors.Add((gguf, hf, dims, values));
         int d = spec.Dim, inner = spec.Heads * spec.HeadDim, f = spec.Ffn;
         Add("token_embd.weight", "shared.weight", [spec.Vocab, d], Uniform(spec.Vocab * d, 1.0));
@@ -95,14 +85,7 @@ public sealed class RandomT5
         writer.Set("t5.attention.layer_norm_rms_epsilon", 1e-6f);
         writer.Set("t5.decoder_start_token_id", 0u);
         writer.Set("general.file_type", s.Type == GgmlType.F16 ? 1u : 0u);
-        var (tokens, scores, types) = RandomLlama.SyntheticVocabulary(s.Vocab);
-        writer.Set("tokenizer.ggml.model", "llama");
-        writer.Set("tokenizer.ggml.tokens", tokens);
-        writer.Set("tokenizer.ggml.scores", scores);
-        writer.Set("tokenizer.ggml.token_type", types);
-        writer.Set("tokenizer.ggml.bos_token_id", 1u);
-        writer.Set("tokenizer.ggml.eos_token_id", 2u);
-        writer.Set("tokenizer.ggml.unknown_token_id", 0u);
+        RandomLlama.SetSyntheticTokenizer(writer, s.Vocab, addBos: false);
         foreach (var (name, _, dims, values) in _tensors)
             writer.AddTensor(name, dims, values, dims.Length == 1 || name.Contains("attn_rel_b", StringComparison.Ordinal) ? GgmlType.F32 : s.Type);
         writer.Write(path);
