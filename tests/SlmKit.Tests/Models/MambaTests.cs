@@ -124,7 +124,9 @@ public sealed class MambaTests : IDisposable
 
     public static TheoryData<RandomMambaSpec> Specs => new(
         new RandomMambaSpec("tied-f32", Dim: 64, Layers: 2, Inner: 128, State: 16, Conv: 4, Rank: 4, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 301),
-        new RandomMambaSpec("untied-f16", Dim: 96, Layers: 3, Inner: 192, State: 8, Conv: 4, Rank: 6, Vocab: 320, Tied: false, Type: GgmlType.F16, Seed: 302));
+        new RandomMambaSpec("untied-f16", Dim: 96, Layers: 3, Inner: 192, State: 8, Conv: 4, Rank: 6, Vocab: 320, Tied: false, Type: GgmlType.F16, Seed: 302),
+        // A state size that is not a multiple of eight: the scan's general path.
+        new RandomMambaSpec("state12-f32", Dim: 64, Layers: 2, Inner: 128, State: 12, Conv: 3, Rank: 4, Vocab: 300, Tied: true, Type: GgmlType.F32, Seed: 308));
 
     private static double Tolerance(RandomMambaSpec spec) => spec.Type == GgmlType.F16 ? 1e-2 : 1e-3;
 
