@@ -18,9 +18,9 @@ public sealed record ModelInfo(
     string SourceFormat);
 
 /// <summary>
-/// A causal language model: tokens in, next-token logits out. The transformer families share
-/// <see cref="DecoderModel"/>; state-space models (<see cref="MambaModel"/>) carry a recurrent state instead of a
-/// key/value cache.
+/// A language model as generation sees it: tokens in, next-token logits out. The decoder-only transformer families
+/// share <see cref="DecoderModel"/>; <see cref="MambaModel"/> carries a recurrent state instead of a key/value cache;
+/// <see cref="T5Model"/> encodes a sequence's first feed and decodes after it.
 /// </summary>
 public abstract class LanguageModel : IDisposable
 {

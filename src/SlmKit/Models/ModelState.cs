@@ -2,7 +2,8 @@ namespace SlmKit.Models;
 
 /// <summary>
 /// What a model remembers of one sequence, and how many positions it has seen: a transformer's key/value cache
-/// (<see cref="KvCache"/>) or a state-space model's recurrent state (<see cref="MambaState"/>). Made by the model's
+/// (<see cref="KvCache"/>), a state-space model's recurrent state (<see cref="MambaState"/>) or an encoder-decoder's
+/// encoded input and decoder cache (<see cref="T5State"/>). Made by the model's
 /// <see cref="LanguageModel.CreateCache"/>; one per concurrent sequence; not thread-safe. Setting <see cref="Length"/>
 /// to 0 starts a new sequence in the same memory.
 /// </summary>
