@@ -20,7 +20,7 @@ internal sealed class SlmKitEngine : IEngine
 {
     private readonly WorkerPool _pool;
     private readonly LanguageModel _model;
-    private KvCache? _cache;
+    private SequenceState? _cache;
 
     public SlmKitEngine(string path, int threads)
     {
