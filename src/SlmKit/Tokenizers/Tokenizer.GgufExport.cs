@@ -12,6 +12,8 @@ public sealed partial class Tokenizer
     public void WriteGgufMetadata(GgufWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
+        if (Kind == TokenizerKind.Unigram)
+            throw new SlmKitException("writing a Unigram (T5) vocabulary to GGUF is not supported yet");
         int n = _pieces.Length;
         var tokens = new string[n];
         var types = new int[n];

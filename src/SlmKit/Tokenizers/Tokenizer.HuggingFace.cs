@@ -46,14 +46,30 @@ public sealed partial class Tokenizer
         string modelType = model.TryGetProperty("type", out JsonElement t) && t.ValueKind == JsonValueKind.String
             ? t.GetString()!
             : InferModelType(model);
-        if (modelType != "BPE")
-            throw new ModelFileException(path, $"model type '{modelType}' is not supported; SlmKit reads BPE tokenizers (byte-level or SentencePiece-style)");
+        bool unigram = modelType == "Unigram";
+        if (modelType != "BPE" && !unigram)
+            throw new ModelFileException(path, $"model type '{modelType}' is not supported; SlmKit reads BPE tokenizers (byte-level or SentencePiece-style) and Unigram ones");
 
-        if (!model.TryGetProperty("vocab", out JsonElement vocab) || vocab.ValueKind != JsonValueKind.Object)
-            throw new ModelFileException(path, "model.vocab is missing or not an object");
         var entries = new List<(string Text, int Id)>();
-        foreach (JsonProperty p in vocab.EnumerateObject())
-            entries.Add((p.Name, p.Value.GetInt32()));
+        var unigramScores = new List<float>();
+        if (!model.TryGetProperty("vocab", out JsonElement vocab) || vocab.ValueKind != (unigram ? JsonValueKind.Array : JsonValueKind.Object))
+            throw new ModelFileException(path, $"model.vocab is missing or not an {(unigram ? "array of [piece, score] pairs" : "object")}");
+        if (unigram)
+        {
+            // Unigram: [piece, log probability] pairs, the id being the position.
+            foreach (JsonElement pair in vocab.EnumerateArray())
+            {
+                if (pair.ValueKind != JsonValueKind.Array || pair.GetArrayLength() != 2 || pair[0].ValueKind != JsonValueKind.String || pair[1].ValueKind != JsonValueKind.Number)
+                    throw new ModelFileException(path, $"model.vocab entry {entries.Count} is not a [piece, score] pair");
+                entries.Add((pair[0].GetString()!, entries.Count));
+                unigramScores.Add((float)pair[1].GetDouble());
+            }
+        }
+        else
+        {
+            foreach (JsonProperty p in vocab.EnumerateObject())
+                entries.Add((p.Name, p.Value.GetInt32()));
+        }
 
         var added = new List<(int Id, string Content, bool Special, bool LStrip, bool RStrip, bool SingleWord, bool Normalized)>();
         if (root.TryGetProperty("added_tokens", out JsonElement addedTokens) && addedTokens.ValueKind == JsonValueKind.Array)
@@ -88,7 +104,19 @@ public sealed partial class Tokenizer
                 : TokenAttributes.Normal;
         }
         int? unk = null;
-        if (model.TryGetProperty("unk_token", out JsonElement unkToken) && unkToken.ValueKind == JsonValueKind.String &&
+        if (unigram)
+        {
+            if (byteFallback)
+                throw new ModelFileException(path, "a Unigram model with byte_fallback is not supported yet");
+            if (model.TryGetProperty("unk_id", out JsonElement unkIndex) && unkIndex.ValueKind == JsonValueKind.Number)
+            {
+                unk = unkIndex.GetInt32();
+                if ((uint)unk.Value >= (uint)size)
+                    throw new ModelFileException(path, $"model.unk_id {unk} is outside the vocabulary");
+                attributes[unk.Value] = TokenAttributes.Unknown;
+            }
+        }
+        else if (model.TryGetProperty("unk_token", out JsonElement unkToken) && unkToken.ValueKind == JsonValueKind.String &&
             vocab.TryGetProperty(unkToken.GetString()!, out JsonElement unkId))
         {
             unk = unkId.GetInt32();
@@ -126,10 +154,13 @@ public sealed partial class Tokenizer
         var normalizerSteps = new List<Func<string, string>>();
         ParseNormalizer(path, normalizerJson, normalizerSteps);
         var patterns = new List<string>();
-        bool byteLevel = false;
-        ParsePreTokenizer(path, preJson, patterns, normalizerSteps, ref byteLevel);
-        byteLevel |= HasType(decoderJson, "ByteLevel");
-        TokenizerKind kind = byteLevel ? TokenizerKind.ByteLevelBpe : TokenizerKind.SentencePieceBpe;
+        bool byteLevel = false, splitOnWhitespace = false;
+        if (unigram)
+            splitOnWhitespace = UnigramSplitsOnWhitespace(path, preJson);
+        else
+            ParsePreTokenizer(path, preJson, patterns, normalizerSteps, ref byteLevel);
+        byteLevel |= !unigram && HasType(decoderJson, "ByteLevel");
+        TokenizerKind kind = unigram ? TokenizerKind.Unigram : byteLevel ? TokenizerKind.ByteLevelBpe : TokenizerKind.SentencePieceBpe;
         Normalizer? normalizer = normalizerSteps.Count > 0 ? new Normalizer(normalizerSteps) : null;
 
         // Special-token roles come from tokenizer_config.json / special_tokens_map.json when present.
@@ -154,7 +185,13 @@ public sealed partial class Tokenizer
         if (template is null && File.Exists(jinja))
             template = File.ReadAllText(jinja);
 
-        bool stripLeadingSpace = kind == TokenizerKind.SentencePieceBpe && (HasStripDecoder(decoderJson) || HasType(decoderJson, "Metaspace"));
+        bool stripLeadingSpace = kind != TokenizerKind.ByteLevelBpe && (HasStripDecoder(decoderJson) || HasType(decoderJson, "Metaspace"));
+        float[]? scores = null;
+        if (unigram)
+        {
+            scores = new float[size];
+            unigramScores.CopyTo(scores);
+        }
         int[] rawSplit = added.Where(a => !a.Normalized || normalizer is null).Select(a => a.Id).Distinct().ToArray();
         int[] normalizedSplit = added.Where(a => a.Normalized && normalizer is not null).Select(a => a.Id).Distinct().ToArray();
 
@@ -162,14 +199,16 @@ public sealed partial class Tokenizer
         {
             Kind = kind,
             Pieces = pieces,
+            Scores = scores,
             Attributes = attributes,
-            MergeRanks = merges,
+            MergeRanks = unigram ? null : merges,
             PreTokenizer = kind == TokenizerKind.ByteLevelBpe && patterns.Count > 0 ? new PreTokenizer(patterns) : null,
             Normalizer = normalizer,
             RawSplitIds = rawSplit,
             NormalizedSplitIds = normalizedSplit,
             UnicodeWhitespaceStrip = true,
-            SpacesAreMetaspace = kind == TokenizerKind.SentencePieceBpe,
+            SpacesAreMetaspace = kind != TokenizerKind.ByteLevelBpe,
+            UnigramSplitOnWhitespace = splitOnWhitespace,
             StripLeadingSpaceOnDecode = stripLeadingSpace,
             IgnoreMerges = Flag(model, "ignore_merges"),
             ByteFallback = byteFallback,
@@ -207,8 +246,14 @@ public sealed partial class Tokenizer
             case "NFKC": steps.Add(Normalizer.Unicode(NormalizationForm.FormKC)); break;
             case "NFKD": steps.Add(Normalizer.Unicode(NormalizationForm.FormKD)); break;
             case "Lowercase": steps.Add(Normalizer.Lowercase()); break;
+            case "Precompiled":
+                // SentencePiece's compiled rules (T5); an empty map changes nothing.
+                string? charsmap = n.TryGetProperty("precompiled_charsmap", out JsonElement cm) && cm.ValueKind == JsonValueKind.String ? cm.GetString() : null;
+                if (!string.IsNullOrEmpty(charsmap))
+                    steps.Add(new PrecompiledCharsMap(Convert.FromBase64String(charsmap), path).Normalize);
+                break;
             default:
-                throw new ModelFileException(path, $"normalizer '{type}' is not supported (supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase)");
+                throw new ModelFileException(path, $"normalizer '{type}' is not supported (supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Precompiled)");
         }
     }
 
@@ -344,6 +389,21 @@ public sealed partial class Tokenizer
                 return true;
         }
         return false;
+    }
+
+    /// <summary>
+    /// A Unigram tokenizer's pre-tokenizer: Metaspace alone (the text split before each "▁"), or WhitespaceSplit then
+    /// Metaspace (T5: each whitespace-separated word gets its "▁"); anything else is refused.
+    /// </summary>
+    private static bool UnigramSplitsOnWhitespace(string path, JsonElement pre)
+    {
+        string Type(JsonElement e) => e.TryGetProperty("type", out JsonElement t) ? t.GetString() ?? "" : "";
+        if (pre.ValueKind == JsonValueKind.Object && Type(pre) == "Metaspace")
+            return false;
+        if (pre.ValueKind == JsonValueKind.Object && Type(pre) == "Sequence" && pre.TryGetProperty("pretokenizers", out JsonElement list)
+            && list.GetArrayLength() == 2 && Type(list[0]) == "WhitespaceSplit" && Type(list[1]) == "Metaspace")
+            return true;
+        throw new ModelFileException(path, "a Unigram model's pre-tokenizer must be Metaspace, or WhitespaceSplit then Metaspace");
     }
 
     private static bool HasStripDecoder(JsonElement decoder)

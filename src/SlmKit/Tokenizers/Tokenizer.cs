@@ -32,6 +32,9 @@ public sealed partial class Tokenizer
     private readonly bool _stripLeadingSpaceOnDecode;
     private readonly bool _spacesAreMetaspace;
     private readonly int? _unkId;
+    private readonly bool _unigramSplitOnWhitespace;
+    private readonly float _unigramMinScore;
+    private readonly int _unigramMaxPieceLength;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
     private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
@@ -61,6 +64,12 @@ public sealed partial class Tokenizer
         _stripLeadingSpaceOnDecode = d.StripLeadingSpaceOnDecode;
         _spacesAreMetaspace = d.SpacesAreMetaspace;
         _unkId = d.UnkId;
+        if (Kind == TokenizerKind.Unigram)
+        {
+            _unigramSplitOnWhitespace = d.UnigramSplitOnWhitespace;
+            _unigramMinScore = _scores.Length > 0 ? _scores.Min() : 0;
+            _unigramMaxPieceLength = _pieces.Max(p => p.Length);
+        }
         _prefixIds = d.PrefixIds;
         _suffixIds = d.SuffixIds;
         BosId = d.BosId;
@@ -139,6 +148,8 @@ public sealed partial class Tokenizer
             }
             if (Kind == TokenizerKind.SentencePieceBpe)
                 EncodeSentencePiece(fragment.Text, previousWasToken, output, ranges);
+            else if (Kind == TokenizerKind.Unigram)
+                EncodeUnigram(fragment.Text, output);
             else
                 EncodeByteLevel(fragment.Text, output, ranges);
             previousWasToken = false;

@@ -47,6 +47,9 @@ internal sealed class TokenizerDefinition
 
     public bool ByteFallback { get; init; }
 
+    /// <summary>Unigram: the text splits on whitespace before each word gets its "▁" (T5's WhitespaceSplit + Metaspace).</summary>
+    public bool UnigramSplitOnWhitespace { get; init; }
+
     public int? UnkId { get; init; }
 
     public int? BosId { get; init; }

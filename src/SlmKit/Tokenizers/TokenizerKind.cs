@@ -1,6 +1,6 @@
 namespace SlmKit.Tokenizers;
 
-/// <summary>The two subword algorithms SlmKit implements.</summary>
+/// <summary>The subword algorithms SlmKit implements.</summary>
 public enum TokenizerKind
 {
     /// <summary>
@@ -14,4 +14,10 @@ public enum TokenizerKind
     /// pre-tokenizer regex, each UTF-8 byte is mapped to a printable character, then merges apply by rank.
     /// </summary>
     ByteLevelBpe,
+
+    /// <summary>
+    /// SentencePiece Unigram (T5, Flan-T5): the most probable segmentation under per-piece log probabilities, after
+    /// SentencePiece's compiled normalization rules; spaces become "▁".
+    /// </summary>
+    Unigram,
 }

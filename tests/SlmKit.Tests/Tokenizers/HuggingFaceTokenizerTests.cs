@@ -6,7 +6,8 @@ namespace SlmKit.Tests.Tokenizers;
 
 /// <summary>
 /// Hugging Face tokenizer.json folders against ids produced by Hugging Face (swift-transformers' test resources).
-/// Unigram (t5) and WordPiece (BERT) tokenizers are out of scope and only checked to be refused clearly.
+/// WordPiece (BERT) tokenizers are out of scope and only checked to be refused clearly; Unigram (T5) has its own tests
+/// (<see cref="UnigramTokenizerTests"/>).
 /// </summary>
 public sealed class HuggingFaceTokenizerTests
 {
@@ -136,10 +137,18 @@ public sealed class HuggingFaceTokenizerTests
     [Fact]
     public void UnsupportedModels_AreRefusedWithTheFileAndType()
     {
-        string t5 = SharedAssets.Require("assets/hf-tokenizers/t5-small");
-        var e = Assert.Throws<ModelFileException>(() => Tokenizer.FromHuggingFace(t5));
-        Assert.Contains("Unigram", e.Message);
-        Assert.EndsWith("tokenizer.json", e.FilePath);
+        string folder = Directory.CreateTempSubdirectory("slmkit-wordpiece-").FullName;
+        try
+        {
+            File.WriteAllText(Path.Combine(folder, "tokenizer.json"), """{"model": {"type": "WordPiece", "vocab": {"[UNK]": 0}, "unk_token": "[UNK]"}}""");
+            var e = Assert.Throws<ModelFileException>(() => Tokenizer.FromHuggingFace(folder));
+            Assert.Contains("WordPiece", e.Message);
+            Assert.EndsWith("tokenizer.json", e.FilePath);
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
+        }
 
         string missing = Path.Combine(Path.GetTempPath(), "slmkit-no-such-folder-" + Guid.NewGuid());
         var e2 = Assert.Throws<ModelFileException>(() => Tokenizer.FromHuggingFace(missing));
