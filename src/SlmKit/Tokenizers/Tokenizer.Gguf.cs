@@ -81,6 +81,8 @@ public sealed partial class Tokenizer
         bool ignoreMerges = false;
         PreTokenizer? preTokenizer = null;
         Dictionary<string, int>? merges = null;
+        PrecompiledCharsMap? charsMap = null;
+        bool splitOnWhitespace = false;
         switch (model)
         {
             case "llama":
@@ -107,11 +109,23 @@ public sealed partial class Tokenizer
                     bos = null;
                 break;
             case "bert":
-                throw new ModelFileException(source, "tokenizer.ggml.model 'bert' (WordPiece) is not supported; SlmKit reads 'llama' (SentencePiece BPE) and 'gpt2' (byte-level BPE)");
+                throw new ModelFileException(source, "tokenizer.ggml.model 'bert' (WordPiece) is not supported; SlmKit reads 'llama' (SentencePiece BPE), 'gpt2' (byte-level BPE) and 't5' (Unigram)");
             case "t5":
-                throw new ModelFileException(source, "tokenizer.ggml.model 't5' (Unigram) is not supported; SlmKit reads 'llama' (SentencePiece BPE) and 'gpt2' (byte-level BPE)");
+                // llama.cpp's defaults for a T5 vocabulary: no BOS, EOS </s> (1) appended, <unk> 2.
+                kind = TokenizerKind.Unigram;
+                (bos, eos, unk) = (null, 1, 2);
+                addBos = false;
+                addEos = true;
+                if (scores is null)
+                    throw new ModelFileException(source, "tokenizer.ggml.scores is missing for a 't5' (Unigram) tokenizer");
+                if (metadata.GetBool("tokenizer.ggml.add_space_prefix") == false)
+                    throw new ModelFileException(source, "a 't5' tokenizer without add_space_prefix is not supported yet");
+                if (metadata.Metadata.GetValueOrDefault("tokenizer.ggml.precompiled_charsmap") is GgufArray { Values: byte[] blob } && blob.Length > 0)
+                    charsMap = new PrecompiledCharsMap(blob, source);
+                splitOnWhitespace = metadata.GetBool("tokenizer.ggml.remove_extra_whitespaces") ?? false;
+                break;
             default:
-                throw new ModelFileException(source, $"tokenizer.ggml.model '{model}' is not supported; SlmKit reads 'llama' (SentencePiece BPE) and 'gpt2' (byte-level BPE)");
+                throw new ModelFileException(source, $"tokenizer.ggml.model '{model}' is not supported; SlmKit reads 'llama' (SentencePiece BPE), 'gpt2' (byte-level BPE) and 't5' (Unigram)");
         }
 
         if (bos >= n) bos = null;
@@ -170,10 +184,14 @@ public sealed partial class Tokenizer
             PreTokenizer = preTokenizer,
             GgufPreTokenizer = kind == TokenizerKind.ByteLevelBpe ? metadata.GetString("tokenizer.ggml.pre") ?? "default" : null,
             RawSplitIds = splitIds,
+            // llama.cpp's Unigram rule: the longest matching normalization prefix first.
+            Normalizer = charsMap is not null ? new Normalizer([charsMap.NormalizeLongestPrefix]) : null,
+            CharsMap = charsMap,
+            UnigramSplitOnWhitespace = splitOnWhitespace,
             AddSpacePrefix = addSpacePrefix,
             EscapeSpaces = kind == TokenizerKind.SentencePieceBpe,
-            SpacesAreMetaspace = kind == TokenizerKind.SentencePieceBpe,
-            StripLeadingSpaceOnDecode = addSpacePrefix,
+            SpacesAreMetaspace = kind is TokenizerKind.SentencePieceBpe or TokenizerKind.Unigram,
+            StripLeadingSpaceOnDecode = addSpacePrefix || kind == TokenizerKind.Unigram,
             IgnoreMerges = ignoreMerges,
             ByteFallback = kind == TokenizerKind.SentencePieceBpe,
             UnkId = unk,

@@ -7,13 +7,12 @@ public sealed partial class Tokenizer
     /// <summary>
     /// Writes this vocabulary as llama.cpp's <c>tokenizer.ggml.*</c> metadata, so a converted or trained model carries
     /// its tokenizer: SentencePiece-style BPE as model "llama" (pieces with ▁, scores, token types), byte-level BPE as
-    /// model "gpt2" (pieces, merges in rank order, pre-tokenizer name).
+    /// model "gpt2" (pieces, merges in rank order, pre-tokenizer name), Unigram as model "t5" (pieces, scores, the
+    /// precompiled normalization rules).
     /// </summary>
     public void WriteGgufMetadata(GgufWriter writer)
     {
         ArgumentNullException.ThrowIfNull(writer);
-        if (Kind == TokenizerKind.Unigram)
-            throw new SlmKitException("writing a Unigram (T5) vocabulary to GGUF is not supported yet");
         int n = _pieces.Length;
         var tokens = new string[n];
         var types = new int[n];
@@ -24,7 +23,21 @@ public sealed partial class Tokenizer
             types[i] = GgufTokenType(_attributes[i]);
         }
 
-        if (Kind == TokenizerKind.SentencePieceBpe)
+        if (Kind == TokenizerKind.Unigram)
+        {
+            // convert_hf_to_gguf's T5 vocabulary: pieces and log probabilities, the compiled normalization rules, and
+            // the whitespace handling as SentencePiece flags.
+            if (_charsMap is null && _normalizer is not null)
+                throw new SlmKitException("this Unigram vocabulary normalizes with more than SentencePiece's compiled rules, which GGUF cannot state");
+            writer.Set("tokenizer.ggml.model", "t5");
+            writer.Set("tokenizer.ggml.tokens", tokens);
+            writer.Set("tokenizer.ggml.scores", (float[])_scores.Clone());
+            writer.Set("tokenizer.ggml.add_space_prefix", true);
+            writer.Set("tokenizer.ggml.remove_extra_whitespaces", _unigramSplitOnWhitespace);
+            if (_charsMap is not null)
+                writer.Set("tokenizer.ggml.precompiled_charsmap", _charsMap.Blob);
+        }
+        else if (Kind == TokenizerKind.SentencePieceBpe)
         {
             writer.Set("tokenizer.ggml.model", "llama");
             writer.Set("tokenizer.ggml.tokens", tokens);

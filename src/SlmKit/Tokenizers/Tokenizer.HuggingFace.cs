@@ -152,7 +152,8 @@ public sealed partial class Tokenizer
         JsonElement decoderJson = root.TryGetProperty("decoder", out JsonElement dj) ? dj : default;
 
         var normalizerSteps = new List<Func<string, string>>();
-        ParseNormalizer(path, normalizerJson, normalizerSteps);
+        var charsMaps = new List<PrecompiledCharsMap>();
+        ParseNormalizer(path, normalizerJson, normalizerSteps, charsMaps);
         var patterns = new List<string>();
         bool byteLevel = false, splitOnWhitespace = false;
         if (unigram)
@@ -209,6 +210,7 @@ public sealed partial class Tokenizer
             UnicodeWhitespaceStrip = true,
             SpacesAreMetaspace = kind != TokenizerKind.ByteLevelBpe,
             UnigramSplitOnWhitespace = splitOnWhitespace,
+            CharsMap = unigram && charsMaps.Count == 1 && normalizerSteps.Count == 1 ? charsMaps[0] : null,
             StripLeadingSpaceOnDecode = stripLeadingSpace,
             IgnoreMerges = Flag(model, "ignore_merges"),
             ByteFallback = byteFallback,
@@ -222,7 +224,7 @@ public sealed partial class Tokenizer
         });
     }
 
-    private static void ParseNormalizer(string path, JsonElement n, List<Func<string, string>> steps)
+    private static void ParseNormalizer(string path, JsonElement n, List<Func<string, string>> steps, List<PrecompiledCharsMap>? charsMaps = null)
     {
         if (n.ValueKind != JsonValueKind.Object)
             return;
@@ -231,7 +233,7 @@ public sealed partial class Tokenizer
         {
             case "Sequence":
                 foreach (JsonElement child in n.GetProperty("normalizers").EnumerateArray())
-                    ParseNormalizer(path, child, steps);
+                    ParseNormalizer(path, child, steps, charsMaps);
                 break;
             case "Prepend":
                 steps.Add(Normalizer.Prepend(n.GetProperty("prepend").GetString() ?? ""));
@@ -250,7 +252,11 @@ public sealed partial class Tokenizer
                 // SentencePiece's compiled rules (T5); an empty map changes nothing.
                 string? charsmap = n.TryGetProperty("precompiled_charsmap", out JsonElement cm) && cm.ValueKind == JsonValueKind.String ? cm.GetString() : null;
                 if (!string.IsNullOrEmpty(charsmap))
-                    steps.Add(new PrecompiledCharsMap(Convert.FromBase64String(charsmap), path).Normalize);
+                {
+                    var map = new PrecompiledCharsMap(Convert.FromBase64String(charsmap), path);
+                    steps.Add(map.Normalize);
+                    charsMaps?.Add(map);
+                }
                 break;
             default:
                 throw new ModelFileException(path, $"normalizer '{type}' is not supported (supported: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Precompiled)");

@@ -35,6 +35,7 @@ public sealed partial class Tokenizer
     private readonly bool _unigramSplitOnWhitespace;
     private readonly float _unigramMinScore;
     private readonly int _unigramMaxPieceLength;
+    private readonly PrecompiledCharsMap? _charsMap;
     private readonly int[] _prefixIds;
     private readonly int[] _suffixIds;
     private readonly ConcurrentDictionary<string, int[]> _wordCache = new(StringComparer.Ordinal);
@@ -69,6 +70,7 @@ public sealed partial class Tokenizer
             _unigramSplitOnWhitespace = d.UnigramSplitOnWhitespace;
             _unigramMinScore = _scores.Length > 0 ? _scores.Min() : 0;
             _unigramMaxPieceLength = _pieces.Max(p => p.Length);
+            _charsMap = d.CharsMap;
         }
         _prefixIds = d.PrefixIds;
         _suffixIds = d.SuffixIds;

@@ -50,6 +50,9 @@ internal sealed class TokenizerDefinition
     /// <summary>Unigram: the text splits on whitespace before each word gets its "▁" (T5's WhitespaceSplit + Metaspace).</summary>
     public bool UnigramSplitOnWhitespace { get; init; }
 
+    /// <summary>Unigram: SentencePiece's compiled normalization rules, kept for writing the vocabulary to GGUF.</summary>
+    public PrecompiledCharsMap? CharsMap { get; init; }
+
     public int? UnkId { get; init; }
 
     public int? BosId { get; init; }

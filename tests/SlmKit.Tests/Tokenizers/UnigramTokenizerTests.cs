@@ -1,4 +1,6 @@
 using System.Text.Json;
+using LLama;
+using SlmKit.Formats;
 using SlmKit.Models;
 using SlmKit.Tokenizers;
 using SlmKit.Tests.Models;
@@ -42,6 +44,65 @@ public sealed class UnigramTokenizerTests
             string input = c.GetProperty("input").GetString()!;
             int[] expected = [.. c.GetProperty("encoded").GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32())];
             Assert.True(expected.SequenceEqual(tokenizer.Encode(input)), $"{JsonSerializer.Serialize(input)}: [{string.Join(",", tokenizer.Encode(input))}] vs [{string.Join(",", expected)}]");
+        }
+    }
+
+    /// <summary>The T5 test strings with Hugging Face's ids, and the long text as one more.</summary>
+    private static List<(string Text, int[] Ids)> HuggingFaceCases()
+    {
+        var cases = new List<(string, int[])>();
+        using (var json = JsonDocument.Parse(File.ReadAllText(SharedAssets.Require("assets/expected/tokenizers/swift-transformers/tokenizer_tests.json"))))
+        {
+            foreach (var c in json.RootElement.GetProperty("t5-base").EnumerateArray())
+                cases.Add((c.GetProperty("input").GetString()!, [.. c.GetProperty("encoded").GetProperty("input_ids").EnumerateArray().Select(x => x.GetInt32())]));
+        }
+        using (var json = JsonDocument.Parse(File.ReadAllText(SharedAssets.Require("assets/expected/tokenizers/swift-transformers/t5_base_encoded.json"))))
+            cases.Add((json.RootElement.GetProperty("text").GetString()!, [.. json.RootElement.GetProperty("token_ids").EnumerateArray().Select(x => x.GetInt32())]));
+        return cases;
+    }
+
+    [Fact]
+    public void The_vocabulary_written_to_gguf_tokenizes_in_llama_cpp_and_back_in_slmkit_as_hugging_face_does()
+    {
+        // llama.cpp's Unigram tokenizer (model "t5") on our GGUF vocabulary is the independent check of what we write:
+        // the pieces, scores, compiled normalization rules and whitespace flags.
+        var tokenizer = T5();
+        string folder = Directory.CreateTempSubdirectory("slmkit-t5-vocab-").FullName;
+        try
+        {
+            string path = Path.Combine(folder, "t5-vocab.gguf");
+            var writer = new GgufWriter();
+            writer.Set("general.architecture", "llama");
+            writer.Set("llama.context_length", 512u);
+            writer.Set("llama.embedding_length", 64u);
+            writer.Set("llama.block_count", 1u);
+            writer.Set("llama.feed_forward_length", 128u);
+            writer.Set("llama.attention.head_count", 4u);
+            writer.Set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
+            tokenizer.WriteGgufMetadata(writer);
+            writer.Write(path);
+
+            Tokenizer fromGguf;
+            using (var gguf = GgufFile.Open(path))
+            {
+                Assert.Equal("t5", gguf.GetString("tokenizer.ggml.model"));
+                fromGguf = Tokenizer.FromGguf(gguf);
+            }
+            Assert.Equal(TokenizerKind.Unigram, fromGguf.Kind);
+            using LLamaWeights weights = LlamaCppOracle.LoadVocabOnly(path);
+            var failures = new List<string>();
+            foreach (var (text, expected) in HuggingFaceCases())
+            {
+                int[] llama = LlamaCppOracle.Tokenize(weights, text, addSpecial: true, parseSpecial: true);
+                int[] ours = fromGguf.Encode(text);
+                if (!llama.SequenceEqual(expected) || !ours.SequenceEqual(expected))
+                    failures.Add($"{JsonSerializer.Serialize(text)}:\n  Hugging Face [{string.Join(' ', expected)}]\n  llama.cpp    [{string.Join(' ', llama)}]\n  SlmKit GGUF  [{string.Join(' ', ours)}]");
+            }
+            Assert.True(failures.Count == 0, $"{failures.Count} texts differ:\n" + string.Join('\n', failures.Take(4)));
+        }
+        finally
+        {
+            Directory.Delete(folder, recursive: true);
         }
     }
 
