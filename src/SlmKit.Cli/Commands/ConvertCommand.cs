@@ -12,7 +12,7 @@ internal static class ConvertCommand
         var output = new Argument<string>("OUT") { Description = "GGUF file to write" };
         var to = new Option<string>("--to") { Description = "Target format (gguf)", DefaultValueFactory = _ => "gguf" };
         to.AcceptOnlyFromAmong("gguf");
-        var command = new Command("convert", "Convert a Hugging Face folder (model_type llama, smollm3, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, stablelm, olmo, olmo2, minicpm, nemotron, phi, gpt_neox, gpt2 or bloom) to GGUF as llama.cpp's converter does (dtypes kept; tokenizer embedded)") { input, output, to };
+        var command = new Command("convert", "Convert a Hugging Face folder (model_type llama, smollm3, qwen2, qwen3, gemma, gemma2, gemma3_text, phi3, stablelm, olmo, olmo2, minicpm, nemotron, phi, gpt_neox, gpt2, bloom, mamba or t5) to GGUF as llama.cpp's converter does (dtypes kept; tokenizer embedded)") { input, output, to };
         command.SetAction(result =>
         {
             string outPath = result.GetValue(output)!;

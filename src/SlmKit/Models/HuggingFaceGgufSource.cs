@@ -28,7 +28,7 @@ namespace SlmKit.Models;
 /// The converter and <c>slm quantize</c> both read folders through this, so quantizing a folder needs no intermediate
 /// GGUF and gives the bytes that quantizing the converted GGUF gives.
 /// </summary>
-public sealed unsafe class HuggingFaceGgufSource : IWeightSource
+public sealed unsafe partial class HuggingFaceGgufSource : IWeightSource
 {
     /// <summary>
     /// The families converted, by SlmKit family name (each to its first llama.cpp architecture): whether llama.cpp rotates
@@ -78,21 +78,30 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
     // Pinned (POH) arrays, so the WeightTensor pointers handed out stay valid for the life of this source. The rotary
     // tables are here from the start; converted tensors are added on first use.
     private readonly Dictionary<string, byte[]> _copies;
+    // Tensors the converter stores whole in F32 (Mamba's small ones), those it stores as −exp(x) (Mamba's A_log), and
+    // shapes it changes (Mamba's [inner, 1, width] convolution squeezed to [inner, width]); by llama.cpp name.
+    private readonly HashSet<string> _widenToF32;
+    private readonly HashSet<string> _negativeExponential;
+    private readonly Dictionary<string, long[]> _shapes;
     private readonly Lock _lock = new();
     private bool _disposed;
 
     private HuggingFaceGgufSource(string folder, SafeTensorsModel weights, IReadOnlyList<KeyValuePair<string, object>> metadata,
-        string[] names, Dictionary<string, string> huggingFaceNames, DecoderConfig config, bool permuteQueryKey, TensorLayout layout,
-        Dictionary<string, byte[]> ropeTables)
+        string[] names, Dictionary<string, string> huggingFaceNames, DecoderConfig? config, bool permuteQueryKey, TensorLayout layout,
+        Dictionary<string, byte[]> ropeTables, HashSet<string>? widenToF32 = null, HashSet<string>? negativeExponential = null,
+        Dictionary<string, long[]>? shapes = null)
     {
+        _widenToF32 = widenToF32 ?? [];
+        _negativeExponential = negativeExponential ?? [];
+        _shapes = shapes ?? [];
         SourcePath = folder;
         _weights = weights;
         Metadata = metadata;
         _names = names;
         _huggingFaceNames = huggingFaceNames;
-        _headCount = config.HeadCount;
-        _kvHeadCount = config.KvHeadCount;
-        _headDim = config.ResolvedHeadDim;
+        _headCount = config?.HeadCount ?? 0;
+        _kvHeadCount = config?.KvHeadCount ?? 0;
+        _headDim = config?.ResolvedHeadDim ?? 0;
         _permuteQueryKey = permuteQueryKey;
         _layout = layout;
         _copies = ropeTables;
@@ -120,10 +129,12 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (!File.Exists(configPath))
             throw new ModelFileException(folder, "not a Hugging Face model folder: config.json is missing");
         var hf = HuggingFaceConfig.Load(configPath);
+        if (hf.ModelType is "mamba" or "t5")
+            return OpenOwnArchitecture(folder, hf);
         var family = ModelFamily.ForHuggingFaceModelType(hf.ModelType ?? "");
         if (family is null || !s_conversions.TryGetValue(family.Name, out var conversion))
         {
-            string supported = string.Join(", ", ModelFamily.All.Where(f => s_conversions.ContainsKey(f.Name)).SelectMany(f => f.HuggingFaceModelTypes));
+            string supported = string.Join(", ", ModelFamily.All.Where(f => s_conversions.ContainsKey(f.Name)).SelectMany(f => f.HuggingFaceModelTypes).Append("mamba").Append("t5"));
             throw new ModelFileException(configPath, $"converting model_type '{hf.ModelType}' is not supported yet (supported: {supported}); SlmKit runs such folders directly");
         }
         string architecture = family.GgufArchitectures[0];
@@ -322,6 +333,8 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         if (!_huggingFaceNames.TryGetValue(name, out string? huggingFaceName))
             return null;
         WeightTensor tensor = _weights.Find(huggingFaceName)!;
+        if (_widenToF32.Contains(name))
+            return WholeInF32(name, tensor);
         long[] dimensions = (long[])tensor.Dimensions.Clone();
         int heads = !_permuteQueryKey ? 0 : IsQuery(name) ? _headCount : IsKey(name) ? _kvHeadCount : 0;
         bool vector = dimensions.Length == 1;
@@ -372,6 +385,28 @@ public sealed unsafe class HuggingFaceGgufSource : IWeightSource
         else
             source.CopyTo(copy);
         return copy;
+    }
+
+    /// <summary>A tensor stored whole in F32, as −exp(x) where the converter stores it so, in its converted shape.</summary>
+    private WeightTensor WholeInF32(string name, WeightTensor tensor)
+    {
+        byte[]? copy;
+        lock (_lock)
+        {
+            if (!_copies.TryGetValue(name, out copy))
+            {
+                copy = GC.AllocateUninitializedArray<byte>(checked((int)tensor.ElementCount * sizeof(float)), pinned: true);
+                var values = MemoryMarshal.Cast<byte, float>(copy.AsSpan());
+                MatMul.WidenRow(tensor.Data, tensor.Type, (int)tensor.ElementCount, 0, values);
+                if (_negativeExponential.Contains(name))
+                {
+                    foreach (ref float v in values)
+                        v = -MathF.Exp(v);
+                }
+                _copies[name] = copy;
+            }
+        }
+        return Pinned(name, GgmlType.F32, _shapes.GetValueOrDefault(name) ?? (long[])tensor.Dimensions.Clone(), copy);
     }
 
     private static WeightTensor Pinned(string name, GgmlType type, long[] dimensions, byte[] copy)

@@ -135,9 +135,9 @@ public static class ModelLoader
     {
         string modelType = config.ModelType ?? throw new ModelFileException(config.SourcePath, "field 'model_type' is missing");
         if (modelType == MambaArchitecture)
-            throw new ModelFileException(config.SourcePath, "model_type 'mamba' is a state-space model: SlmKit runs it, but does not yet convert, quantize from a folder or train it");
+            throw new ModelFileException(config.SourcePath, "model_type 'mamba' is a state-space model, not a decoder family: SlmKit runs, converts and quantizes it, but does not train it yet");
         if (modelType == T5Architecture)
-            throw new ModelFileException(config.SourcePath, "model_type 't5' is an encoder-decoder model: SlmKit runs it, but does not yet convert, quantize from a folder or train it");
+            throw new ModelFileException(config.SourcePath, "model_type 't5' is an encoder-decoder model, not a decoder family: SlmKit runs, converts and quantizes it, but does not train it yet");
         return ModelFamily.ForHuggingFaceModelType(modelType) ?? throw Unsupported(config.SourcePath, modelType);
     }
 

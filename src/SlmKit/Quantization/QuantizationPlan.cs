@@ -31,8 +31,8 @@ public enum QuantizationTarget
 /// match llama-quantize's tensor by tensor:
 /// <list type="bullet">
 /// <item>The float targets (F16, BF16, F32) give every matrix that type.</item>
-/// <item>1-D tensors (norms, biases), tensors whose name does not end in "weight" and Mamba's convolution weights stay
-/// unquantized (F32).</item>
+/// <item>1-D tensors (norms, biases), tensors whose name does not end in "weight", Mamba's convolution weights and T5's
+/// relative position biases stay unquantized (F32).</item>
 /// <item>The output head (output.weight, or token_embd.weight when the embeddings are tied) becomes Q6_K unless the target is
 /// Q8_0 (then Q8_0), or Q8_0 when its rows are not a whole number of the target's blocks.</item>
 /// <item>attn_v.weight: Q2_K → Q4_K when there are ≥ 4 query heads per KV head, else Q3_K; Q4_K_M/Q5_K_M → Q6_K in the
@@ -122,8 +122,9 @@ public sealed class QuantizationPlan
     /// </summary>
     public GgmlType? TypeFor(string name, IReadOnlyList<long> dimensions)
     {
-        // Mamba's convolution weights are 2-D but tiny (a few values per channel); llama.cpp keeps them in F32.
-        if (dimensions.Count < 2 || !name.EndsWith("weight", StringComparison.Ordinal) || name.EndsWith("ssm_conv1d.weight", StringComparison.Ordinal))
+        // Mamba's convolution weights and T5's relative position biases are 2-D but tiny; llama.cpp keeps them in F32.
+        if (dimensions.Count < 2 || !name.EndsWith("weight", StringComparison.Ordinal) || name.EndsWith("ssm_conv1d.weight", StringComparison.Ordinal)
+            || name.EndsWith("attn_rel_b.weight", StringComparison.Ordinal))
             return null;
         long rowLength = dimensions[^1];
         GgmlType type = BaseType(_target);

@@ -86,8 +86,14 @@ public sealed class RandomMamba
         return path;
     }
 
-    public string WriteHuggingFace(string folder)
+    /// <summary>The Hugging Face twin; with <paramref name="tokenizerFolder"/>, its tokenizer.json is copied in (what conversion needs).</summary>
+    public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
+        if (tokenizerFolder is not null)
+        {
+            Directory.CreateDirectory(folder);
+            File.Copy(Path.Combine(tokenizerFolder, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"));
+        }
         var s = Spec;
         Directory.CreateDirectory(folder);
         var entries = new List<SafeTensorEntry>();
@@ -210,6 +216,32 @@ public sealed class MambaTests : IDisposable
         stderr = new StringWriter();
         Assert.True(SlmKit.Cli.Program.Run(["generate", "--model", path, "--prompt", "a b c", "--max-tokens", "8", "--temperature", "0"], stdout, stderr) == 0, stderr.ToString());
         Assert.NotEqual("", stdout.ToString().Trim());
+    }
+
+    [Fact]
+    public void A_mamba_folder_converts_and_quantizes_to_ggufs_that_llama_cpp_runs_as_slmkit_runs_the_folder()
+    {
+        // The committed byte-level tokenizer has 2048 tokens, the vocabulary llama.cpp then expects of the model.
+        var spec = new RandomMambaSpec("convert", Dim: 64, Layers: 2, Inner: 128, State: 16, Conv: 4, Rank: 4, Vocab: 2048, Tied: false, Type: GgmlType.F16, Seed: 309);
+        string tokenizer = Path.Combine(SharedAssets.RepositoryRoot, "models", "default", "tokenizer");
+        string folder = new RandomMamba(spec).WriteHuggingFace(Path.Combine(_folder, "model-309"), tokenizer);
+        string converted = Path.Combine(_folder, "converted.gguf"), quantized = Path.Combine(_folder, "converted-q8_0.gguf");
+        var stderr = new StringWriter();
+        Assert.True(SlmKit.Cli.Program.Run(["convert", folder, converted], new StringWriter(), stderr) == 0, stderr.ToString());
+        Assert.True(SlmKit.Cli.Program.Run(["quantize", folder, quantized, "--type", "Q8_0"], new StringWriter(), stderr) == 0, stderr.ToString());
+        using (var file = GgufFile.Open(converted))
+        {
+            // llama.cpp's converter: A as −exp(A_log), the convolution squeezed and in F32.
+            Assert.Equal(GgmlType.F32, file.Find("blk.0.ssm_a")!.Type);
+            Assert.Equal([128L, 4L], file.Find("blk.0.ssm_conv1d.weight")!.Dimensions);
+        }
+
+        int[] tokens = ModelTestHelpers.RandomTokens(40, spec.Vocab, 3);
+        float[] fromFolder = ModelTestHelpers.OurLogits(folder, tokens);
+        ModelTestHelpers.AssertLogitsMatch(fromFolder, ModelTestHelpers.OurLogits(converted, tokens), 1e-4);
+        ModelTestHelpers.AssertLogitsMatch(LlamaCppForward.Logits(converted, tokens), fromFolder, 1e-2);
+        var (worst, scale, agreement, _) = SlmKit.Tests.Quantization.QuantizedOracleTests.Compare(LlamaCppForward.Logits(quantized, tokens), ModelTestHelpers.OurLogits(quantized, tokens), tokens.Length);
+        Assert.True(agreement >= 0.99 && worst <= 0.025 * scale, $"Q8_0: top-1 {agreement:P1}, max |Δlogit| {worst / scale:P2} of scale");
     }
 
     [Fact]

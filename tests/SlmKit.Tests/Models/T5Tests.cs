@@ -92,8 +92,14 @@ public sealed class RandomT5
         return path;
     }
 
-    public string WriteHuggingFace(string folder)
+    /// <summary>The Hugging Face twin; with <paramref name="tokenizerFolder"/>, its tokenizer.json is copied in (what conversion needs).</summary>
+    public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
+        if (tokenizerFolder is not null)
+        {
+            Directory.CreateDirectory(folder);
+            File.Copy(Path.Combine(tokenizerFolder, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"));
+        }
         var s = Spec;
         Directory.CreateDirectory(folder);
         var entries = new List<SafeTensorEntry>();
@@ -173,6 +179,33 @@ public sealed class T5Tests : IDisposable
         ModelTestHelpers.AssertLogitsMatch(fromGguf, OurLogits(hf, input, decoder), 1e-4);
         using var model = ModelLoader.Load(hf);
         Assert.Equal("t5", model.Info.Family);
+    }
+
+    [Fact]
+    public void A_t5_folder_converts_and_quantizes_to_ggufs_that_llama_cpp_runs_as_slmkit_runs_the_folder()
+    {
+        // t5-small's Unigram tokenizer (32100 tokens) rides along into the GGUF; an untied head, since transformers
+        // scales a tied one's input by 1/√d and llama.cpp does not.
+        string tokenizer = SharedAssets.Require("assets/hf-tokenizers/t5-small");
+        var spec = new RandomT5Spec("convert", Dim: 32, Heads: 2, HeadDim: 16, Ffn: 64, EncoderLayers: 2, DecoderLayers: 2, Vocab: 32100, Gated: true, Tied: false, Type: GgmlType.F16, Seed: 404);
+        string folder = new RandomT5(spec).WriteHuggingFace(Path.Combine(_folder, "model-404"), tokenizer);
+        string converted = Path.Combine(_folder, "converted.gguf"), quantized = Path.Combine(_folder, "converted-q8_0.gguf");
+        var stderr = new StringWriter();
+        Assert.True(SlmKit.Cli.Program.Run(["convert", folder, converted], new StringWriter(), stderr) == 0, stderr.ToString());
+        Assert.True(SlmKit.Cli.Program.Run(["quantize", folder, quantized, "--type", "Q8_0"], new StringWriter(), stderr) == 0, stderr.ToString());
+
+        int[] input = ModelTestHelpers.RandomTokens(30, spec.Vocab, 5);
+        int[] decoder = [0, .. ModelTestHelpers.RandomTokens(12, spec.Vocab, 6)[1..]];
+        float[] fromFolder = OurLogits(folder, input, decoder);
+        ModelTestHelpers.AssertLogitsMatch(fromFolder, OurLogits(converted, input, decoder), 1e-4);
+        ModelTestHelpers.AssertLogitsMatch(LlamaCppForward.EncoderDecoderLogits(converted, input, decoder), fromFolder, 1e-2);
+        var (worst, scale, agreement, _) = SlmKit.Tests.Quantization.QuantizedOracleTests.Compare(
+            LlamaCppForward.EncoderDecoderLogits(quantized, input, decoder), OurLogits(quantized, input, decoder), decoder.Length);
+        Assert.True(agreement >= 0.99 && worst <= 0.025 * scale, $"Q8_0: top-1 {agreement:P1}, max |Δlogit| {worst / scale:P2} of scale");
+
+        // The converted file carries the tokenizer: text in, as a T5 GGUF from llama.cpp's converter would run.
+        var stdout = new StringWriter();
+        Assert.True(SlmKit.Cli.Program.Run(["generate", "--model", converted, "--prompt", "summarize: a b c", "--max-tokens", "4", "--temperature", "0"], stdout, stderr) == 0, stderr.ToString());
     }
 
     [Fact]
