@@ -77,7 +77,7 @@ public sealed class GgufVocabularyExportTests : IDisposable
     }
 
     /// <summary>A vocabulary-only GGUF: the tokenizer and the hyperparameters llama.cpp reads even for such a load.</summary>
-    private static string WriteVocabulary(Tokenizer tokenizer, string path)
+    internal static string WriteVocabulary(Tokenizer tokenizer, string path)
     {
         var writer = new GgufWriter();
         writer.Set("general.architecture", "llama");

@@ -70,17 +70,7 @@ public sealed class UnigramTokenizerTests
         string folder = Directory.CreateTempSubdirectory("slmkit-t5-vocab-").FullName;
         try
         {
-            string path = Path.Combine(folder, "t5-vocab.gguf");
-            var writer = new GgufWriter();
-            writer.Set("general.architecture", "llama");
-            writer.Set("llama.context_length", 512u);
-            writer.Set("llama.embedding_length", 64u);
-            writer.Set("llama.block_count", 1u);
-            writer.Set("llama.feed_forward_length", 128u);
-            writer.Set("llama.attention.head_count", 4u);
-            writer.Set("llama.attention.layer_norm_rms_epsilon", 1e-5f);
-            tokenizer.WriteGgufMetadata(writer);
-            writer.Write(path);
+            string path = GgufVocabularyExportTests.WriteVocabulary(tokenizer, Path.Combine(folder, "t5-vocab.gguf"));
 
             Tokenizer fromGguf;
             using (var gguf = GgufFile.Open(path))
