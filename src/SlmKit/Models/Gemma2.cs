@@ -20,10 +20,8 @@ public sealed class Gemma2 : ModelFamily
     {
         var c = Gemma.Family.FromGguf(file);
         var keys = new GgufKeys(file);
-        // llama.cpp scales q by 1/√(hidden/heads) for the 27B model (46 layers) and by 1/√headDim otherwise.
-        float scale = c.LayerCount == 46 ? 1f / MathF.Sqrt(c.HiddenSize / (float)c.HeadCount) : 1f / MathF.Sqrt(c.ResolvedHeadDim);
         return Common(c, (float)(keys.Number("attn_logit_softcapping") ?? 50), (float)(keys.Number("final_logit_softcapping") ?? 30),
-            keys.Optional("attention.sliding_window") ?? 4096, scale);
+            keys.Optional("attention.sliding_window") ?? 4096, LlamaCppQueryScale(c, LayersOf27B));
     }
 
     public override DecoderConfig FromHuggingFace(HuggingFaceConfig config)
@@ -33,6 +31,16 @@ public sealed class Gemma2 : ModelFamily
         return Common(c, (float)(config.GetDouble("attn_logit_softcapping") ?? 0), (float)(config.GetDouble("final_logit_softcapping") ?? 0),
             config.GetInt("sliding_window") ?? 4096, 1f / MathF.Sqrt(queryScalar));
     }
+
+    /// <summary>Layers of Gemma 2 27B, the one shape llama.cpp scales queries by 1/√(hidden ÷ heads).</summary>
+    internal const int LayersOf27B = 46;
+
+    /// <summary>
+    /// The query scale llama.cpp's gemma2 and gemma3 graphs use: 1/√(hidden ÷ heads) for the 27B model (46 layers in
+    /// Gemma 2, 62 in Gemma 3), 1/√head size otherwise. transformers takes it from query_pre_attn_scalar.
+    /// </summary>
+    internal static float LlamaCppQueryScale(DecoderConfig c, int layersOf27B) =>
+        c.LayerCount == layersOf27B ? 1f / MathF.Sqrt(c.HiddenSize / (float)c.HeadCount) : 1f / MathF.Sqrt(c.ResolvedHeadDim);
 
     private static DecoderConfig Common(DecoderConfig c, float attentionCap, float finalCap, int window, float scale)
     {

@@ -15,8 +15,11 @@ public sealed class Gemma3 : ModelFamily
     /// <summary>llama.cpp's and transformers' default: every sixth layer is global.</summary>
     private const int SlidingPattern = 6;
 
+    /// <summary>Layers of Gemma 3 27B, the one shape llama.cpp scales queries by 1/√(hidden ÷ heads).</summary>
+    internal const int LayersOf27B = 62;
+
     /// <summary>llama.cpp's fixed base for the sliding layers' rotation (transformers' rope_local_base_freq default).</summary>
-    private const float LocalRopeTheta = 10000f;
+    internal const float LocalRopeTheta = 10000f;
 
     public static Gemma3 Family { get; } = new();
 
@@ -27,10 +30,8 @@ public sealed class Gemma3 : ModelFamily
     public override DecoderConfig FromGguf(GgufFile file)
     {
         var c = Gemma.Family.FromGguf(file);
-        var keys = new GgufKeys(file);
-        // llama.cpp scales q by 1/√(hidden/heads) for the 27B model (62 layers) and by 1/√headDim otherwise.
-        float scale = c.LayerCount == 62 ? 1f / MathF.Sqrt(c.HiddenSize / (float)c.HeadCount) : 1f / MathF.Sqrt(c.ResolvedHeadDim);
-        return Common(c, keys.Required("attention.sliding_window"), PatternLayers(c.LayerCount), LocalRopeTheta, scale);
+        return Common(c, new GgufKeys(file).Required("attention.sliding_window"), PatternLayers(c.LayerCount), LocalRopeTheta,
+            Gemma2.LlamaCppQueryScale(c, LayersOf27B));
     }
 
     public override DecoderConfig FromHuggingFace(HuggingFaceConfig config)
@@ -53,8 +54,8 @@ public sealed class Gemma3 : ModelFamily
         AttentionScale = scale,
     };
 
-    /// <summary>Layer i slides unless (i + 1) is a multiple of the pattern.</summary>
-    private static bool[] PatternLayers(int layers, int pattern = SlidingPattern)
+    /// <summary>Layer i slides unless (i + 1) is a multiple of the pattern (llama.cpp's gemma3 fixes six).</summary>
+    internal static bool[] PatternLayers(int layers, int pattern = SlidingPattern)
     {
         var sliding = new bool[layers];
         for (int l = 0; l < layers; l++)

@@ -1,6 +1,5 @@
 using System.Text.RegularExpressions;
 using SlmKit.Formats;
-using SlmKit.Tensors;
 using SlmKit.Tokenizers;
 
 namespace SlmKit.Models;
@@ -81,26 +80,7 @@ public sealed partial class HuggingFaceGgufSource
         var weights = SafeTensorsModel.Open(folder);
         try
         {
-            var names = new List<string>();
-            var huggingFaceNames = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (string name in weights.TensorNames)
-            {
-                if (skipped.Contains(name))
-                    continue;
-                var tensor = weights.Find(name)!;
-                if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type) || BlockQuantized(tensor.Type))
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
-                string gguf = rename(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
-                if (!huggingFaceNames.TryAdd(gguf, name))
-                    throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
-                names.Add(gguf);
-            }
-            // 1-D tensors are stored in F32, as for every architecture.
-            foreach (string gguf in names)
-            {
-                if (weights.Find(huggingFaceNames[gguf])!.Dimensions.Length == 1)
-                    widen.Add(gguf);
-            }
+            var (names, huggingFaceNames) = MapTensors(folder, weights, architecture, rename, skipped.Contains);
             return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config: null, permuteQueryKey: false,
                 TensorLayout.Gguf, [], widen, negativeExponential, shapes);
         }
@@ -110,8 +90,6 @@ public sealed partial class HuggingFaceGgufSource
             throw;
         }
     }
-
-    private static bool BlockQuantized(GgmlType type) => type is not (GgmlType.F32 or GgmlType.F16 or GgmlType.BF16);
 
     /// <summary>llama.cpp's name of a transformers Mamba tensor (state-spaces/mamba-*-hf), or null.</summary>
     private static string? MambaName(string name)

@@ -155,31 +155,24 @@ public sealed unsafe partial class HuggingFaceGgufSource : IWeightSource
             var layout = family.HuggingFaceLayout(weights);
             var ggufNames = GgufNames(layout, config.LayerCount);
             var ropeTables = RopeTables(config);
-            var names = new List<string>(ropeTables.Keys);
-            var huggingFaceNames = new Dictionary<string, string>(StringComparer.Ordinal);
-            foreach (string name in weights.TensorNames)
-            {
-                if (s_buffers.Any(b => name.EndsWith(b, StringComparison.Ordinal)) && !ggufNames.ContainsKey(name))
-                    continue; // recomputed or implied by the architecture, as llama.cpp's converter drops them
-                var tensor = weights.Find(name)!;
-                if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
-                string gguf = ggufNames.GetValueOrDefault(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
-                int heads = IsQuery(gguf) ? config.HeadCount : IsKey(gguf) ? config.KvHeadCount : 0;
-                if (heads > 0 && (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != (long)heads * headDim))
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {heads} heads of {headDim} rows");
-                int biasRows = gguf.EndsWith(".attn_q.bias", StringComparison.Ordinal) ? config.HeadCount * headDim
-                    : gguf.EndsWith(".attn_k.bias", StringComparison.Ordinal) || gguf.EndsWith(".attn_v.bias", StringComparison.Ordinal) ? config.KvHeadCount * headDim : 0;
-                if (biasRows > 0 && (tensor.Dimensions.Length != 1 || tensor.Dimensions[0] != biasRows))
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives a bias of {biasRows}");
-                if (layout.FusedQkv == QkvLayout.PerHeadInterleaved && IsFusedQkv(gguf) && tensor.Dimensions[0] != 3L * config.HeadCount * headDim)
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {config.HeadCount} heads of 3 × {headDim} rows");
-                if (layout.TransposedLinears && IsLinear(gguf) && tensor.Dimensions.Length != 2)
-                    throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, not a matrix");
-                if (!huggingFaceNames.TryAdd(gguf, name))
-                    throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
-                names.Add(gguf);
-            }
+            var (tensorNames, huggingFaceNames) = MapTensors(folder, weights, architecture, ggufNames.GetValueOrDefault,
+                // Buffers are recomputed or implied by the architecture, as llama.cpp's converter drops them.
+                name => s_buffers.Any(b => name.EndsWith(b, StringComparison.Ordinal)) && !ggufNames.ContainsKey(name),
+                (name, gguf, tensor) =>
+                {
+                    int heads = IsQuery(gguf) ? config.HeadCount : IsKey(gguf) ? config.KvHeadCount : 0;
+                    if (heads > 0 && (tensor.Dimensions.Length != 2 || tensor.Dimensions[0] != (long)heads * headDim))
+                        throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {heads} heads of {headDim} rows");
+                    int biasRows = gguf.EndsWith(".attn_q.bias", StringComparison.Ordinal) ? config.HeadCount * headDim
+                        : gguf.EndsWith(".attn_k.bias", StringComparison.Ordinal) || gguf.EndsWith(".attn_v.bias", StringComparison.Ordinal) ? config.KvHeadCount * headDim : 0;
+                    if (biasRows > 0 && (tensor.Dimensions.Length != 1 || tensor.Dimensions[0] != biasRows))
+                        throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives a bias of {biasRows}");
+                    if (layout.FusedQkv == QkvLayout.PerHeadInterleaved && IsFusedQkv(gguf) && tensor.Dimensions[0] != 3L * config.HeadCount * headDim)
+                        throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, but config.json gives {config.HeadCount} heads of 3 × {headDim} rows");
+                    if (layout.TransposedLinears && IsLinear(gguf) && tensor.Dimensions.Length != 2)
+                        throw new ModelFileException(folder, $"tensor '{name}' is {tensor.ShapeText}, not a matrix");
+                });
+            string[] names = [.. ropeTables.Keys, .. tensorNames];
             // llama.cpp's gemma graphs always multiply by the token embeddings and load no output matrix, so a file
             // holding one would be refused there ("wrong number of tensors").
             if (architecture is "gemma" or "gemma2" or "gemma3" && huggingFaceNames.TryGetValue("output.weight", out string? head))
@@ -196,13 +189,40 @@ public sealed unsafe partial class HuggingFaceGgufSource : IWeightSource
                         throw new ModelFileException(folder, $"a qwen2 checkpoint needs the q, k and v biases; 'blk.0.{role}' has no tensor");
                 }
             }
-            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], [.. names], huggingFaceNames, config, conversion.PermuteQueryKey, layout, ropeTables);
+            return new HuggingFaceGgufSource(folder, weights, [.. writer.Metadata], names, huggingFaceNames, config, conversion.PermuteQueryKey, layout, ropeTables);
         }
         catch
         {
             weights.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// Every tensor of the folder under its llama.cpp name, in safetensors order: <paramref name="rename"/> gives the name
+    /// (a tensor without one is refused), <paramref name="skip"/> leaves out what the converter drops, and
+    /// <paramref name="check"/> refuses what the config rules out. Only float checkpoints convert; two tensors may not
+    /// share a name.
+    /// </summary>
+    private static (List<string> Names, Dictionary<string, string> HuggingFaceNames) MapTensors(string folder, SafeTensorsModel weights,
+        string architecture, Func<string, string?> rename, Func<string, bool> skip, Action<string, string, WeightTensor>? check = null)
+    {
+        var names = new List<string>();
+        var huggingFaceNames = new Dictionary<string, string>(StringComparer.Ordinal);
+        foreach (string name in weights.TensorNames)
+        {
+            if (skip(name))
+                continue;
+            var tensor = weights.Find(name)!;
+            if (!GgmlTypeInfo.IsSupportedForCompute(tensor.Type))
+                throw new ModelFileException(folder, $"tensor '{name}' is {tensor.Type}; only F32, F16 and BF16 checkpoints convert");
+            string gguf = rename(name) ?? throw new ModelFileException(folder, $"tensor '{name}' has no llama.cpp name for {architecture}");
+            check?.Invoke(name, gguf, tensor);
+            if (!huggingFaceNames.TryAdd(gguf, name))
+                throw new ModelFileException(folder, $"tensors '{huggingFaceNames[gguf]}' and '{name}' both map to '{gguf}'");
+            names.Add(gguf);
+        }
+        return (names, huggingFaceNames);
     }
 
     /// <summary>
@@ -229,31 +249,30 @@ public sealed unsafe partial class HuggingFaceGgufSource : IWeightSource
             throw new ModelFileException(configPath, "llama.cpp's gemma2 always soft-caps attention scores and logits; attn_logit_softcapping and final_logit_softcapping must be set");
         if (family is "gemma2" or "gemma3")
         {
-            // llama.cpp scales queries by 1/√(hidden ÷ heads) for the 27B models (46 and 62 layers) and by 1/√head_dim
-            // otherwise.
-            int largest = family == "gemma2" ? 46 : 62;
-            float expected = config.LayerCount == largest ? 1f / MathF.Sqrt(config.HiddenSize / (float)config.HeadCount) : 1f / MathF.Sqrt(config.ResolvedHeadDim);
+            float expected = Gemma2.LlamaCppQueryScale(config, family == "gemma2" ? Gemma2.LayersOf27B : Gemma3.LayersOf27B);
             if (MathF.Abs(config.ResolvedAttentionScale - expected) > 1e-6f * expected)
                 throw new ModelFileException(configPath, $"query_pre_attn_scalar gives a query scale of {config.ResolvedAttentionScale}, but llama.cpp's {family} uses {expected} for this shape");
         }
         if (family == "smollm3")
         {
             // llama.cpp's smollm3 skips the rotation in every fourth layer, whatever the config lists.
+            bool[] llamaCpp = SmolLm3.StepLayers(config.LayerCount);
             for (int l = 0; l < config.LayerCount; l++)
             {
-                if ((config.NoRopeLayers?[l] == true) != ((l + 1) % 4 == 0))
+                if ((config.NoRopeLayers?[l] == true) != llamaCpp[l])
                     throw new ModelFileException(configPath, $"layer {l} {(config.NoRopeLayers?[l] == true ? "skips" : "applies")} the rotation, but llama.cpp's smollm3 skips it in every fourth layer only (no_rope_layers)");
             }
         }
         if (family == "gemma3")
         {
             // llama.cpp's gemma3 makes every sixth layer global and rotates the others with base 10000.
+            bool[] llamaCpp = Gemma3.PatternLayers(config.LayerCount);
             for (int l = 0; l < config.LayerCount; l++)
             {
-                if ((config.WindowOf(l) > 0) != ((l + 1) % 6 != 0))
+                if ((config.WindowOf(l) > 0) != llamaCpp[l])
                     throw new ModelFileException(configPath, $"layer {l} is {(config.WindowOf(l) > 0 ? "sliding" : "global")}, but llama.cpp's gemma3 makes every sixth layer global and the others sliding (layer_types)");
             }
-            if (config.SlidingRopeTheta != 10000f)
+            if (config.SlidingRopeTheta != Gemma3.LocalRopeTheta)
                 throw new ModelFileException(configPath, $"rope_local_base_freq is {config.SlidingRopeTheta}, but llama.cpp's gemma3 rotates the sliding layers with base 10000");
         }
     }

@@ -46,22 +46,20 @@ public sealed record MambaConfig
     /// <summary>llama.cpp's keys (convert_hf_to_gguf's MambaModel).</summary>
     public static MambaConfig FromGguf(GgufFile file)
     {
-        string a = file.Architecture ?? "mamba";
-        int Required(string key) => file.GetInteger($"{a}.{key}") is long v
-            ? checked((int)v)
-            : throw new ModelFileException(file.SourcePath, $"metadata key '{a}.{key}' is missing");
+        var keys = new ModelFamily.GgufKeys(file);
         var embedding = file.Find("token_embd.weight") ?? throw new ModelFileException(file.SourcePath, "tensor 'token_embd.weight' is missing");
         return new MambaConfig
         {
-            HiddenSize = Required("embedding_length"),
-            LayerCount = Required("block_count"),
-            VocabSize = file.GetInteger($"{a}.vocab_size") is long vocab ? checked((int)vocab) : checked((int)embedding.Dimensions[0]),
-            InnerSize = Required("ssm.inner_size"),
-            StateSize = Required("ssm.state_size"),
-            ConvKernel = Required("ssm.conv_kernel"),
-            TimeStepRank = Required("ssm.time_step_rank"),
-            NormEpsilon = (float)(file.GetNumber($"{a}.attention.layer_norm_rms_epsilon") ?? 1e-5),
-            ContextLength = file.GetInteger($"{a}.context_length") is long context ? checked((int)Math.Min(context, int.MaxValue)) : 1 << 20,
+            HiddenSize = keys.Required("embedding_length"),
+            LayerCount = keys.Required("block_count"),
+            VocabSize = keys.Optional("vocab_size") ?? ModelFamily.GgufKeys.ToInt(file.SourcePath, "token_embd rows", embedding.Dimensions[0]),
+            InnerSize = keys.Required("ssm.inner_size"),
+            StateSize = keys.Required("ssm.state_size"),
+            ConvKernel = keys.Required("ssm.conv_kernel"),
+            TimeStepRank = keys.Required("ssm.time_step_rank"),
+            NormEpsilon = (float)(keys.Number("attention.layer_norm_rms_epsilon") ?? 1e-5),
+            // llama.cpp's converter writes 2^20: a state-space model has no positions to run out of.
+            ContextLength = file.GetInteger($"{keys.Architecture}.context_length") is long context ? (int)Math.Clamp(context, int.MinValue, int.MaxValue) : 1 << 20,
             TiedEmbeddings = file.Find("output.weight") is null,
         };
     }

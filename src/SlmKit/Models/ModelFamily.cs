@@ -205,7 +205,7 @@ public abstract class ModelFamily
         source.Find(prefix + probe) is not null ? prefix : "";
 
     /// <summary>Typed access to <c>{arch}.*</c> metadata.</summary>
-    protected readonly struct GgufKeys(GgufFile file)
+    internal readonly struct GgufKeys(GgufFile file)
     {
         public string Architecture { get; } = file.Architecture ?? "llama";
 

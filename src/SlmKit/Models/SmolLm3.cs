@@ -42,8 +42,8 @@ public sealed class SmolLm3 : ModelFamily
         return c with { NoRopeLayers = noRope };
     }
 
-    /// <summary>Layer i skips the rotation when (i + 1) is a multiple of <paramref name="step"/>.</summary>
-    private static bool[] StepLayers(int layers, int step)
+    /// <summary>Layer i skips the rotation when (i + 1) is a multiple of <paramref name="step"/> (llama.cpp's smollm3 fixes four).</summary>
+    internal static bool[] StepLayers(int layers, int step = NoRopeStep)
     {
         var noRope = new bool[layers];
         for (int l = 0; l < layers; l++)

@@ -55,29 +55,26 @@ public sealed record T5Config
     /// <summary>llama.cpp's keys (convert_hf_to_gguf's T5Model); the feed-forward kind from the tensors present.</summary>
     public static T5Config FromGguf(GgufFile file)
     {
-        string a = file.Architecture ?? "t5";
-        int Required(string key) => file.GetInteger($"{a}.{key}") is long v
-            ? checked((int)v)
-            : throw new ModelFileException(file.SourcePath, $"metadata key '{a}.{key}' is missing");
+        var keys = new ModelFamily.GgufKeys(file);
         var embedding = file.Find("token_embd.weight") ?? throw new ModelFileException(file.SourcePath, "tensor 'token_embd.weight' is missing");
-        int layers = Required("block_count");
+        int layers = keys.Required("block_count");
         bool gated = file.Find("enc.blk.0.ffn_gate.weight") is not null;
         return new T5Config
         {
-            HiddenSize = Required("embedding_length"),
-            HeadCount = Required("attention.head_count"),
-            HeadDim = Required("attention.key_length"),
-            FeedForwardSize = Required("feed_forward_length"),
+            HiddenSize = keys.Required("embedding_length"),
+            HeadCount = keys.Required("attention.head_count"),
+            HeadDim = keys.Required("attention.key_length"),
+            FeedForwardSize = keys.Required("feed_forward_length"),
             EncoderLayers = layers,
-            DecoderLayers = file.GetInteger($"{a}.decoder_block_count") is long decoder ? checked((int)decoder) : layers,
-            VocabSize = checked((int)embedding.Dimensions[0]),
-            RelativeBuckets = Required("attention.relative_buckets_count"),
-            NormEpsilon = (float)(file.GetNumber($"{a}.attention.layer_norm_rms_epsilon") ?? 1e-6),
+            DecoderLayers = keys.Optional("decoder_block_count") ?? layers,
+            VocabSize = ModelFamily.GgufKeys.ToInt(file.SourcePath, "token_embd rows", embedding.Dimensions[0]),
+            RelativeBuckets = keys.Required("attention.relative_buckets_count"),
+            NormEpsilon = (float)(keys.Number("attention.layer_norm_rms_epsilon") ?? 1e-6),
             GatedFeedForward = gated,
             // llama.cpp's T5 graph: the tanh GELU for the gated feed-forward, ReLU for the plain one.
             Activation = gated ? ActivationKind.GeluTanh : ActivationKind.Relu,
-            DecoderStartToken = file.GetInteger($"{a}.decoder_start_token_id") is long start ? checked((int)start) : 0,
-            ContextLength = file.GetInteger($"{a}.context_length") is long context ? checked((int)context) : 512,
+            DecoderStartToken = keys.Optional("decoder_start_token_id") ?? 0,
+            ContextLength = keys.Optional("context_length") ?? 512,
             TiedEmbeddings = file.Find("output.weight") is null,
         };
     }
@@ -209,6 +206,7 @@ public sealed class T5Model : LanguageModel
     private readonly object _forwardLock = new();
 
     private float[] _x = [], _normed = [], _q = [], _k = [], _v = [], _attended = [], _projected = [], _gate = [], _up = [], _scores = [];
+    private int[] _biasRows = [];
 
     private sealed record Attention(WeightTensor Q, WeightTensor K, WeightTensor V, WeightTensor O);
 
@@ -397,9 +395,16 @@ public sealed class T5Model : LanguageModel
         var c = _config;
         int heads = c.HeadCount, dk = c.HeadDim, inner = c.InnerSize;
         var scores = _scores.AsSpan(0, keyCount);
+        var biasRows = _biasRows.AsSpan(0, keyCount);
         for (int t = 0; t < n; t++)
         {
             int position = start + t, visible = causal ? position + 1 : keyCount;
+            // Each key's bucket is the same for every head: its row of the bias table, found once per query.
+            if (bias is not null)
+            {
+                for (int j = 0; j < visible; j++)
+                    biasRows[j] = c.Bucket(j - position, bidirectional) * heads;
+            }
             for (int h = 0; h < heads; h++)
             {
                 var q = queries.AsSpan(t * inner + h * dk, dk);
@@ -408,7 +413,7 @@ public sealed class T5Model : LanguageModel
                 {
                     float score = TensorPrimitives.Dot(q, keys.AsSpan(j * inner + h * dk, dk));
                     if (bias is not null)
-                        score += bias[c.Bucket(j - position, bidirectional) * heads + h];
+                        score += bias[biasRows[j] + h];
                     live[j] = score;
                 }
                 TensorPrimitives.SoftMax(live, live);
@@ -470,7 +475,10 @@ public sealed class T5Model : LanguageModel
             _up = new float[tokens * f];
         }
         if (_scores.Length < keys)
+        {
             _scores = new float[keys];
+            _biasRows = new int[keys];
+        }
     }
 
     public override void Dispose()
