@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SlmKit.Formats;
 using SlmKit.Models;
 using SlmKit.Tensors;
@@ -90,22 +89,17 @@ public sealed class RandomMamba
     public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
         if (tokenizerFolder is not null)
-        {
-            Directory.CreateDirectory(folder);
-            File.Copy(Path.Combine(tokenizerFolder, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"));
-        }
+            RandomLlama.CopyTokenizer(tokenizerFolder, folder);
         var s = Spec;
         Directory.CreateDirectory(folder);
         var entries = new List<SafeTensorEntry>();
         foreach (var (name, hf, dims, values) in _tensors)
         {
             long[] shape = name.EndsWith("ssm_conv1d.weight", StringComparison.Ordinal) ? [dims[0], 1, dims[1]] : dims;
-            byte[] bytes = s.Type == GgmlType.F16
-                ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
-                : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
             // transformers keeps A_log and D in F32 whatever the dtype of the rest.
             bool f32 = hf.EndsWith("A_log", StringComparison.Ordinal) || hf.EndsWith(".D", StringComparison.Ordinal);
-            entries.Add(new SafeTensorEntry(hf, f32 ? GgmlType.F32 : s.Type, shape, f32 ? MemoryMarshal.AsBytes(values.AsSpan()).ToArray() : bytes));
+            GgmlType type = f32 ? GgmlType.F32 : s.Type;
+            entries.Add(new SafeTensorEntry(hf, type, shape, RandomLlama.StoredBytes(values, type)));
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
         string dtype = s.Type == GgmlType.F16 ? "float16" : "float32";

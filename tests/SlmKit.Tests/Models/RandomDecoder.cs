@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SlmKit.Formats;
 using SlmKit.Models;
 using SlmKit.Tensors;
@@ -367,10 +366,7 @@ public sealed class RandomDecoder
                 dims = [dims[1], dims[0]];
             }
             string name = layout.Stem(e.Role, e.Layer) + "." + e.Kind;
-            byte[] bytes = s.Type == GgmlType.F16
-                ? MemoryMarshal.AsBytes(Array.ConvertAll(data, v => (Half)v).AsSpan()).ToArray()
-                : MemoryMarshal.AsBytes(data.AsSpan()).ToArray();
-            entries.Add(new SafeTensorEntry(name, s.Type, dims, bytes));
+            entries.Add(new SafeTensorEntry(name, s.Type, dims, RandomLlama.StoredBytes(data, s.Type)));
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
         File.WriteAllText(Path.Combine(folder, "config.json"), HuggingFaceConfigJson());

@@ -103,9 +103,7 @@ public sealed class RandomLlama
             throw new ArgumentException($"model type '{modelType}'", nameof(modelType));
         Directory.CreateDirectory(folder);
         var random = new Random(s.Seed + 1000);
-        byte[] Stored(float[] values) => s.Type == GgmlType.F16
-            ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
-            : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+        byte[] Stored(float[] values) => StoredBytes(values, s.Type);
 
         var entries = new List<SafeTensorEntry>();
         foreach (var (name, (dims, values)) in _tensors)
@@ -232,6 +230,18 @@ public sealed class RandomLlama
         writer.Set("tokenizer.ggml.unknown_token_id", 0u);
         if (addBos)
             writer.Set("tokenizer.ggml.add_bos_token", true);
+    }
+
+    /// <summary>Values as a safetensors file stores them in <paramref name="type"/> (F16 or F32), little-endian.</summary>
+    public static byte[] StoredBytes(float[] values, GgmlType type) => type == GgmlType.F16
+        ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
+        : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
+
+    /// <summary>Copies the tokenizer.json of <paramref name="tokenizerFolder"/> into <paramref name="folder"/> (created if needed).</summary>
+    public static void CopyTokenizer(string tokenizerFolder, string folder)
+    {
+        Directory.CreateDirectory(folder);
+        File.Copy(Path.Combine(tokenizerFolder, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"));
     }
 
     /// <summary>

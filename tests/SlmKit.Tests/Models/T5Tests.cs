@@ -1,5 +1,4 @@
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SlmKit.Formats;
 using SlmKit.Models;
 using SlmKit.Tensors;
@@ -96,19 +95,13 @@ public sealed class RandomT5
     public string WriteHuggingFace(string folder, string? tokenizerFolder = null)
     {
         if (tokenizerFolder is not null)
-        {
-            Directory.CreateDirectory(folder);
-            File.Copy(Path.Combine(tokenizerFolder, "tokenizer.json"), Path.Combine(folder, "tokenizer.json"));
-        }
+            RandomLlama.CopyTokenizer(tokenizerFolder, folder);
         var s = Spec;
         Directory.CreateDirectory(folder);
         var entries = new List<SafeTensorEntry>();
         foreach (var (_, hf, dims, values) in _tensors)
         {
-            byte[] bytes = s.Type == GgmlType.F16
-                ? MemoryMarshal.AsBytes(Array.ConvertAll(values, v => (Half)v).AsSpan()).ToArray()
-                : MemoryMarshal.AsBytes(values.AsSpan()).ToArray();
-            entries.Add(new SafeTensorEntry(hf, s.Type, dims, bytes));
+            entries.Add(new SafeTensorEntry(hf, s.Type, dims, RandomLlama.StoredBytes(values, s.Type)));
         }
         SafeTensorsWriter.Write(Path.Combine(folder, "model.safetensors"), entries);
         File.WriteAllText(Path.Combine(folder, "config.json"), string.Create(CultureInfo.InvariantCulture, $$"""
